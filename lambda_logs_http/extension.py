@@ -1,0 +1,287 @@
+"""The extension's lifecycle, on the main thread.
+
+1. Read the configuration; register (INVOKE and SHUTDOWN; SHUTDOWN only on Lambda Managed
+   Instances, or when the configuration is unusable and we run as a no-op).
+2. Bind the listener, subscribe to the Telemetry API, start the listener and worker threads.
+3. Loop on ``/event/next``. After each INVOKE, wait until that request's logs are delivered (or a
+   bound is reached) *before* asking for the next event, because asking is what lets Lambda
+   freeze the environment.
+4. On SHUTDOWN, deliver what is left before the deadline, stop and join the threads, print one
+   summary line and exit 0.
+
+A configuration error never breaks the function: we log one clear line and stay registered as a
+no-op (or, with ``HTTP_STRICT_CONFIG=true``, report an init error so the deployment fails loudly).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from . import config as config_module
+from . import log
+from .extensions_api import INVOKE, SHUTDOWN, ExtensionsApiError, ExtensionsClient
+from .localhttp import LocalHttpError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .config import Config
+    from .listener import TelemetryListener
+    from .progress import InvocationProgress
+    from .stats import Stats
+    from .worker import DeliveryWorker
+
+DEFAULT_NAME = "lambda-logs-http"
+# Time kept back at shutdown for stopping threads and printing the summary.
+SHUTDOWN_RESERVE_SECONDS = 0.1
+# How long to wait at shutdown for the last invocation's platform.report to be pushed.
+REPORT_GRACE_SECONDS = 0.3
+
+
+def run(environ: Mapping[str, str] | None = None, name: str | None = None) -> int:
+    """Run the extension until SHUTDOWN; return the process exit code."""
+    env = os.environ if environ is None else environ
+    extension_name = name or os.path.basename(sys.argv[0] or "") or DEFAULT_NAME
+    if extension_name in ("-c", "__main__.py", ""):
+        extension_name = DEFAULT_NAME
+    runtime_api = env.get(config_module.AWS_LAMBDA_RUNTIME_API, "")
+    if not runtime_api:
+        log.error(
+            "AWS_LAMBDA_RUNTIME_API is not set: this program runs inside AWS Lambda "
+            "(or a Lambda emulator) as an extension"
+        )
+        return 1
+
+    try:
+        config: Config | None = config_module.load(env)
+        config_error = None
+    except config_module.ConfigError as exc:
+        config, config_error = None, exc
+
+    managed = config_module.is_managed_instances(env)
+    events = (SHUTDOWN,) if managed or config is None else (INVOKE, SHUTDOWN)
+    client = ExtensionsClient(runtime_api, extension_name)
+    try:
+        registration = client.register(events)
+    except (ExtensionsApiError, LocalHttpError) as exc:
+        log.error(f"could not register with the Extensions API: {exc}")
+        return 1
+
+    if config is None:
+        assert config_error is not None
+        return _run_unconfigured(client, config_error, strict=config_module.strict_requested(env))
+    log.set_level(log.LEVELS[config.log_level])
+    return Extension(config, client, registration.function_name).run()
+
+
+def _run_unconfigured(
+    client: ExtensionsClient, error: config_module.ConfigError, *, strict: bool
+) -> int:
+    log.error(f"configuration error: {error}")
+    if strict:
+        client.init_error("Extension.ConfigInvalid", str(error))
+        return 1
+    log.error("logs will NOT be forwarded; the function keeps running normally")
+    while True:
+        try:
+            event = client.next_event()
+        except (ExtensionsApiError, LocalHttpError) as exc:
+            log.error(f"event/next failed: {exc}")
+            return 1
+        if event.get("eventType") == SHUTDOWN:
+            return 0
+
+
+class Extension:
+    """A registered, configured extension: owns the listener and worker threads."""
+
+    def __init__(self, config: Config, client: ExtensionsClient, function_name: str) -> None:
+        from .progress import InvocationProgress
+        from .stats import Stats
+
+        self.config = config
+        self.client = client
+        self.function_name = config.function_name or function_name
+        self.stats: Stats = Stats()
+        self.progress: InvocationProgress = InvocationProgress()
+        self.listener: TelemetryListener | None = None
+        self.worker: DeliveryWorker | None = None
+        self.telemetry_active = False
+        self.last_request_id = ""
+
+    def run(self) -> int:
+        for warning in self.config.warnings:
+            log.warning(warning)
+        try:
+            self._start()
+        except Exception as exc:  # never a traceback into the function's logs
+            log.error(f"could not start: {type(exc).__name__}: {exc}; logs will NOT be forwarded")
+            self._stop_threads(time.monotonic() + 1.0)
+            return self._idle_until_shutdown()
+        try:
+            return self._event_loop()
+        finally:
+            self._stop_threads(time.monotonic() + 1.0)
+
+    def _start(self) -> None:
+        from . import telemetry_api
+        from .listener import TelemetryListener
+        from .transform import EntryContext, Transformer, architecture
+        from .worker import DeliveryWorker
+
+        config = self.config
+        context = EntryContext(
+            self.function_name,
+            config.function_version,
+            config.function_memory_size,
+            config.aws_region,
+            architecture(),
+        )
+        self.worker = DeliveryWorker(
+            config, Transformer(context), self._transport_factory, self.progress, self.stats
+        )
+        self.listener = TelemetryListener(
+            config.listener_port, self.worker.submit, self.progress, self.stats
+        )
+        self.listener.bind()
+        schema = (
+            telemetry_api.MANAGED_INSTANCES_SCHEMA_VERSION
+            if config.managed_instances
+            else telemetry_api.SCHEMA_VERSION
+        )
+        body = telemetry_api.subscription_body(
+            types=config.telemetry_types,
+            max_items=config.telemetry_max_items,
+            max_bytes=config.telemetry_max_bytes,
+            timeout_ms=config.telemetry_timeout_ms,
+            port=config.listener_port,
+            schema_version=schema,
+        )
+        # Threads first: the subscription makes Lambda start pushing.
+        self.listener.start()
+        self.worker.start()
+        subscription = telemetry_api.subscribe(
+            self.client.runtime_api, self.client.extension_id, body
+        )
+        if subscription.state == telemetry_api.SUBSCRIBED:
+            self.telemetry_active = True
+            log.debug(
+                f"subscribed to the Telemetry API on {self.listener.host}:{config.listener_port}"
+            )
+        elif subscription.state == telemetry_api.NOT_SUPPORTED:
+            log.warning(
+                "this Lambda environment does not support the Telemetry API (a local emulator?): "
+                f"no logs can be captured; invocations are not delayed ({subscription.detail})"
+            )
+        else:
+            log.error(
+                f"Telemetry API subscription failed ({subscription.detail}); "
+                "no logs will be captured"
+            )
+        mode = "TEST MODE, nothing is sent" if config.test_mode else "forwarding"
+        from .transport import redact_url
+
+        log.info(f"ready: {mode} to {redact_url(config.endpoint)}")
+
+    def _transport_factory(self) -> object:
+        from . import auth
+        from .transport import HttpTransport, TestModeTransport
+
+        strategy = auth.from_config(self.config)
+        if self.config.test_mode:
+            return TestModeTransport(self.config.endpoint, strategy)
+        if not self.config.tls_verify and self.config.endpoint.startswith("https:"):
+            log.warning("HTTP_TLS_VERIFY=false: the receiver's certificate is NOT checked")
+        return HttpTransport(
+            self.config.endpoint,
+            strategy,
+            tls_verify=self.config.tls_verify,
+            ca_bundle=self.config.ca_bundle,
+        )
+
+    def _event_loop(self) -> int:
+        margin = self.config.deadline_margin_ms / 1000.0
+        budget = self.config.flush_budget_ms / 1000.0
+        while True:
+            try:
+                event = self.client.next_event()
+            except (ExtensionsApiError, LocalHttpError) as exc:
+                log.error(f"event/next failed: {exc}; delivering what is left and exiting")
+                self._shutdown(time.monotonic() + 1.0, "")
+                return 1
+            event_type = event.get("eventType")
+            deadline = _monotonic_deadline(event.get("deadlineMs"), margin)
+            if event_type == INVOKE:
+                request_id = str(event.get("requestId") or "")
+                if self.telemetry_active and request_id:
+                    self._wait_for_delivery(request_id, deadline, budget)
+                self.last_request_id = request_id
+            elif event_type == SHUTDOWN:
+                log.debug(f"shutdown ({event.get('shutdownReason', '')})")
+                self._shutdown(deadline, self.last_request_id)
+                return 0
+            else:
+                log.warning(f"ignored an unknown event type {event_type!r}")
+
+    def _wait_for_delivery(self, request_id: str, deadline: float, budget: float) -> None:
+        started = time.monotonic()
+        outcome = self.progress.wait(request_id, deadline, budget)
+        if outcome != "delivered":
+            pending = self.worker.pending_records() if self.worker else 0
+            log.warning(
+                f"released invocation {request_id} before its logs were delivered "
+                f"({outcome} reached after {(time.monotonic() - started) * 1000:.0f} ms); "
+                f"{pending} records stay queued for later"
+            )
+        elif log.enabled(log.DEBUG):
+            log.debug(
+                f"invocation {request_id} delivered; "
+                f"held {(time.monotonic() - started) * 1000:.1f} ms"
+            )
+
+    def _shutdown(self, deadline: float, last_request_id: str) -> None:
+        """Deliver everything still held before ``deadline``, then stop the threads."""
+        send_deadline = deadline - SHUTDOWN_RESERVE_SECONDS
+        if self.telemetry_active and last_request_id:
+            # The last invocation's platform.report is pushed only after we called /event/next.
+            grace = min(time.monotonic() + REPORT_GRACE_SECONDS, send_deadline)
+            self.progress.wait_report(last_request_id, grace)
+        if self.listener is not None:
+            self.listener.stop(timeout=0.5)
+        if self.worker is not None:
+            complete = self.worker.flush(send_deadline)
+            if not complete:
+                log.error(
+                    f"shutdown deadline reached with {self.worker.pending_records()} records "
+                    "undelivered"
+                )
+        self._stop_threads(deadline)
+        log.info(f"shutdown summary: {self.stats.summary()}")
+
+    def _stop_threads(self, deadline: float) -> None:
+        if self.listener is not None:
+            self.listener.stop(timeout=max(0.05, deadline - time.monotonic()))
+        if self.worker is not None and not self.worker.stop(max(0.05, deadline - time.monotonic())):
+            log.error("the worker did not stop in time (a send is stuck); exiting anyway")
+            sys.stdout.flush()
+            os._exit(0)
+
+    def _idle_until_shutdown(self) -> int:
+        while True:
+            try:
+                event = self.client.next_event()
+            except (ExtensionsApiError, LocalHttpError):
+                return 1
+            if event.get("eventType") == SHUTDOWN:
+                return 0
+
+
+def _monotonic_deadline(deadline_ms: object, margin: float) -> float:
+    """The event's epoch-milliseconds deadline, minus ``margin``, on the monotonic clock."""
+    now = time.monotonic()
+    if not isinstance(deadline_ms, (int, float)):
+        return now + 2.0 - margin  # Lambda always sends one; 2 s is the shutdown phase's length
+    return now + (deadline_ms / 1000.0 - time.time()) - margin

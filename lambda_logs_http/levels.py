@@ -1,0 +1,119 @@
+"""Log level and request id from one log line, in the formats Lambda runtimes actually print.
+
+Recognised, most specific first:
+
+* Python runtime, Text format: ``[ERROR]\\t2024-01-15T10:30:00.000Z\\t<requestId>\\tmessage``
+* Node.js runtime, Text format: ``2024-05-15T23:59:20.159Z\\t<requestId>\\tWARN\\tmessage``
+* a JSON object printed as a line (custom runtimes, JSON loggers): its ``level``/``severity``
+* a common prefix: ``[LEVEL] …``, ``LEVEL: …``/``Level: …`` (also ``WARNING:root:…``), ``LEVEL …``
+
+A line matching none of them, or naming no known level, is INFO (as Lambda does).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DEFAULT_LEVEL = "INFO"
+
+# Every spelling we accept, mapped to the one we send. Lambda's own JSON logs use TRACE, DEBUG,
+# INFO, WARN, ERROR, FATAL; Python's logging says WARNING and CRITICAL.
+LEVEL_NAMES = {
+    "TRACE": "TRACE",
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "NOTICE": "INFO",
+    "WARN": "WARN",
+    "WARNING": "WARN",
+    "ERROR": "ERROR",
+    "ERR": "ERROR",
+    "CRITICAL": "FATAL",
+    "FATAL": "FATAL",
+    "PANIC": "FATAL",
+}
+
+_PYTHON_LAMBDA = re.compile(r"\[([A-Za-z]{3,8})\]\t([^\t]*)\t([^\t]*)\t(.*)\Z", re.S)
+_NODE_LAMBDA = re.compile(r"(\d{4}-\d\d-\d\dT[^\t]*)\t([^\t]*)\t([A-Za-z]{3,8})\t(.*)\Z", re.S)
+# [word] in any case; word: in any case; or an upper-case word and a space.
+_PREFIX = re.compile(r"[ \t]{0,8}(?:\[([A-Za-z]{3,8})\]|([A-Za-z]{3,8}):|([A-Z]{3,8})[ \t])")
+_NO_REQUEST_ID = ("", "None", "null", "undefined")
+
+
+class ParsedLine:
+    """What one log record says: level, message text, request id (or ""), structured fields."""
+
+    __slots__ = ("level", "message", "request_id", "fields")
+
+    def __init__(
+        self, level: str, message: str, request_id: str = "", fields: object = None
+    ) -> None:
+        self.level = level
+        self.message = message
+        self.request_id = request_id
+        self.fields = fields
+
+
+def normalize(level: object) -> str | None:
+    """The canonical name for ``level``, or None if it names no level we know."""
+    if isinstance(level, str):
+        return LEVEL_NAMES.get(level.strip().upper())
+    return None
+
+
+def parse_text(line: str) -> ParsedLine:
+    """Level, message and request id of one text record (a line the runtime printed)."""
+    text = line[:-1] if line.endswith("\n") else line
+    if "\r" in text:
+        # The Python runtime joins a multi-line record (a traceback) with carriage returns.
+        text = text.rstrip("\r").replace("\r\n", "\n").replace("\r", "\n")
+    first = text[:1]
+    if first == "[":
+        match = _PYTHON_LAMBDA.match(text)
+        if match:
+            level = LEVEL_NAMES.get(match.group(1).upper())
+            if level:
+                return ParsedLine(level, match.group(4), _request_id(match.group(3)))
+    elif first.isdigit():
+        match = _NODE_LAMBDA.match(text)
+        if match:
+            level = LEVEL_NAMES.get(match.group(3).upper())
+            if level:
+                return ParsedLine(level, match.group(4), _request_id(match.group(2)))
+    elif first == "{" and text.endswith("}"):
+        try:
+            fields = json.loads(text)
+        except ValueError:
+            fields = None
+        if isinstance(fields, dict):
+            return parse_fields(fields)
+    match = _PREFIX.match(text)
+    if match:
+        word = match.group(1) or match.group(2) or match.group(3)
+        return ParsedLine(LEVEL_NAMES.get(word.upper(), DEFAULT_LEVEL), text)
+    return ParsedLine(DEFAULT_LEVEL, text)
+
+
+def parse_fields(fields: Mapping[str, object]) -> ParsedLine:
+    """Level, message and request id of a structured record (Lambda's JSON log format)."""
+    level = normalize(
+        fields.get("level") or fields.get("levelname") or fields.get("severity")
+        or fields.get("log.level")
+    ) or DEFAULT_LEVEL  # fmt: skip
+    message = fields.get("message", fields.get("msg"))
+    if message is None:
+        text = json.dumps(fields, separators=(",", ":"), default=str)
+    elif isinstance(message, str):
+        text = message
+    else:
+        text = json.dumps(message, separators=(",", ":"), default=str)
+    request_id = fields.get("requestId") or fields.get("request_id") or fields.get("aws_request_id")
+    return ParsedLine(level, text, request_id if isinstance(request_id, str) else "", fields)
+
+
+def _request_id(value: str) -> str:
+    return "" if value in _NO_REQUEST_ID else value

@@ -1,0 +1,159 @@
+"""``platform.*`` Telemetry events rendered as the lines users know from CloudWatch.
+
+``START RequestId: … Version: …``, ``END RequestId: …``, ``REPORT RequestId: … Duration: … ms``
+and so on, so a log backend reads like the CloudWatch console. The structured record travels
+along in the entry's ``record`` field, so dashboards can use the numbers without parsing text.
+A status other than success makes the line ERROR; records lost by Lambda make it WARN.
+"""
+
+from __future__ import annotations
+
+import json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    Record = Mapping[str, object]
+
+
+def render(event_type: str, record: object) -> tuple[str, str, str]:
+    """``(level, message, request_id)`` for one platform event."""
+    if not isinstance(record, dict):
+        return "INFO", f"{event_type} {_compact(record)}", ""
+    renderer = _RENDERERS.get(event_type)
+    message = renderer(record) if renderer else f"{event_type} {_compact(record)}"
+    request_id = record.get("requestId")
+    return _level(event_type, record), message, request_id if isinstance(request_id, str) else ""
+
+
+def _level(event_type: str, record: Record) -> str:
+    if event_type == "platform.logsDropped":
+        return "WARN"
+    status = record.get("status")
+    if status is not None and status != "success":
+        return "ERROR"
+    if record.get("errorType"):
+        return "ERROR"
+    return "INFO"
+
+
+def _status(record: Record) -> str:
+    status = record.get("status")
+    if status is None or status == "success":
+        return ""
+    error_type = record.get("errorType")
+    return f"\tStatus: {status}" + (f"\tError Type: {error_type}" if error_type else "")
+
+
+def _ms(value: object) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
+
+
+def _metric(record: Record, name: str) -> object:
+    metrics = record.get("metrics")
+    return metrics.get(name) if isinstance(metrics, dict) else None
+
+
+def _runtime_version(record: Record) -> str:
+    line = f"Runtime Version: {record.get('runtimeVersion', '')}"
+    arn = record.get("runtimeVersionArn")
+    return line + (f"\tRuntime Version ARN: {arn}" if arn else "")
+
+
+def _start(record: Record) -> str:
+    return f"START RequestId: {record.get('requestId', '')} Version: {record.get('version', '')}"
+
+
+def _runtime_done(record: Record) -> str:
+    return f"END RequestId: {record.get('requestId', '')}" + _status(record)
+
+
+def _report(record: Record) -> str:
+    parts = [
+        f"REPORT RequestId: {record.get('requestId', '')}",
+        f"Duration: {_ms(_metric(record, 'durationMs'))} ms",
+        f"Billed Duration: {_metric(record, 'billedDurationMs')} ms",
+        f"Memory Size: {_metric(record, 'memorySizeMB')} MB",
+        f"Max Memory Used: {_metric(record, 'maxMemoryUsedMB')} MB",
+    ]
+    init = _metric(record, "initDurationMs")
+    if init is not None:
+        parts.append(f"Init Duration: {_ms(init)} ms")
+    restore = _metric(record, "restoreDurationMs")
+    if restore is not None:
+        parts.append(f"Restore Duration: {_ms(restore)} ms")
+    return "\t".join(parts) + _status(record)
+
+
+def _init_start(record: Record) -> str:
+    return f"INIT_START {_runtime_version(record)}"
+
+
+def _init_runtime_done(record: Record) -> str:
+    return f"INIT_RUNTIME_DONE Phase: {record.get('phase', 'init')}" + _status(record)
+
+
+def _init_report(record: Record) -> str:
+    return (
+        f"INIT_REPORT Init Duration: {_ms(_metric(record, 'durationMs'))} ms"
+        f"\tPhase: {record.get('phase', 'init')}" + _status(record)
+    )
+
+
+def _restore_start(record: Record) -> str:
+    return f"RESTORE_START {_runtime_version(record)}"
+
+
+def _restore_runtime_done(record: Record) -> str:
+    return "RESTORE_RUNTIME_DONE" + _status(record)
+
+
+def _restore_report(record: Record) -> str:
+    return f"RESTORE_REPORT Restore Duration: {_ms(_metric(record, 'durationMs'))} ms" + _status(
+        record
+    )
+
+
+def _extension(record: Record) -> str:
+    events = record.get("events")
+    listed = ", ".join(map(str, events)) if isinstance(events, list) else ""
+    line = f"EXTENSION\tName: {record.get('name', '')}\tState: {record.get('state', '')}"
+    error_type = record.get("errorType")
+    return line + f"\tEvents: [{listed}]" + (f"\tError Type: {error_type}" if error_type else "")
+
+
+def _subscription(record: Record) -> str:
+    types = record.get("types")
+    listed = ", ".join(map(str, types)) if isinstance(types, list) else ""
+    return (
+        f"TELEMETRY\tName: {record.get('name', '')}\tState: {record.get('state', '')}"
+        f"\tTypes: [{listed}]"
+    )
+
+
+def _logs_dropped(record: Record) -> str:
+    return (
+        f"LOGS_DROPPED Lambda dropped {record.get('droppedRecords', '?')} records "
+        f"({record.get('droppedBytes', '?')} bytes): {record.get('reason', '')}"
+    )
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+_RENDERERS: dict[str, Callable[[Record], str]] = {
+    "platform.initStart": _init_start,
+    "platform.initRuntimeDone": _init_runtime_done,
+    "platform.initReport": _init_report,
+    "platform.start": _start,
+    "platform.runtimeDone": _runtime_done,
+    "platform.report": _report,
+    "platform.restoreStart": _restore_start,
+    "platform.restoreRuntimeDone": _restore_runtime_done,
+    "platform.restoreReport": _restore_report,
+    "platform.extension": _extension,
+    "platform.telemetrySubscription": _subscription,
+    "platform.logsDropped": _logs_dropped,
+}

@@ -1,0 +1,91 @@
+"""Which invocation's logs have been delivered: the rule behind "flush before freeze".
+
+Lambda freezes the environment as soon as every extension has called ``/event/next``; whatever
+is still in memory then waits, possibly forever. So after an INVOKE the main thread waits here
+until the worker has delivered everything up to that request's ``platform.runtimeDone`` — the
+record Lambda sends after all of the request's function output — or until a bound: the flush
+budget counted from runtimeDone's arrival, and never later than the invocation's deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+DELIVERED = "delivered"
+BUDGET = "budget"
+DEADLINE = "deadline"
+
+_REMEMBERED = 64  # request ids kept; older ones can no longer be waited for
+
+
+class InvocationProgress:
+    """Shared by the listener (arrivals), the worker (deliveries) and the main thread (waits)."""
+
+    def __init__(self, clock: object = time.monotonic) -> None:
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._arrived: dict[str, float] = {}
+        self._delivered: dict[str, None] = {}
+        self._reports: dict[str, None] = {}
+
+    def runtime_done_arrived(self, request_id: str) -> None:
+        """The listener received ``platform.runtimeDone`` for ``request_id``."""
+        with self._cond:
+            self._arrived.setdefault(request_id, self._clock())  # type: ignore[operator]
+            _trim(self._arrived)
+            self._cond.notify_all()
+
+    def report_arrived(self, request_id: str) -> None:
+        """The listener received ``platform.report`` for ``request_id``."""
+        with self._cond:
+            self._reports[request_id] = None
+            _trim(self._reports)
+            self._cond.notify_all()
+
+    def wait_report(self, request_id: str, deadline: float) -> bool:
+        """Wait until ``request_id``'s platform.report arrived or ``deadline``; say whether it did.
+
+        Used at shutdown: Lambda emits the last invocation's report only after every extension
+        called ``/event/next``, so it is the last record worth waiting for.
+        """
+        with self._cond:
+            while request_id not in self._reports:
+                remaining = deadline - self._clock()  # type: ignore[operator]
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def delivered(self, request_ids: list[str]) -> None:
+        """The worker delivered (or accounted for) everything up to these runtimeDones."""
+        if not request_ids:
+            return
+        with self._cond:
+            for request_id in request_ids:
+                self._delivered[request_id] = None
+            _trim(self._delivered)
+            self._cond.notify_all()
+
+    def wait(self, request_id: str, deadline: float, budget: float) -> str:
+        """Block until ``request_id`` is delivered or a bound is reached; say which.
+
+        ``deadline`` is a clock value (the invocation's deadline minus a safety margin);
+        ``budget`` is in seconds after runtimeDone arrived.
+        """
+        with self._cond:
+            while request_id not in self._delivered:
+                limit = deadline
+                arrived = self._arrived.get(request_id)
+                if arrived is not None:
+                    limit = min(limit, arrived + budget)
+                remaining = limit - self._clock()  # type: ignore[operator]
+                if remaining <= 0:
+                    return DEADLINE if limit == deadline else BUDGET
+                self._cond.wait(remaining)
+            return DELIVERED
+
+
+def _trim(remembered: dict) -> None:  # type: ignore[type-arg]
+    while len(remembered) > _REMEMBERED:
+        del remembered[next(iter(remembered))]

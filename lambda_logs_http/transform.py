@@ -1,0 +1,111 @@
+"""One Telemetry API event in, one encoded payload entry out.
+
+An entry is built as JSON text directly: the fields that are the same for every record (function
+name, version, memory, region, architecture) are encoded once, and the per-record strings go
+through the C string encoder. That is several times faster than building a dict and dumping it,
+and this runs once per log line. Output is ASCII-only JSON (non-ASCII escaped), so any text —
+including the lone surrogates ``json.loads`` lets through — always encodes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from json.encoder import encode_basestring_ascii as _quote
+
+from . import levels, log, platform_events
+
+SOURCE = "lambda"
+_OWN_LINE_PREFIX = log.PREFIX
+_LOG_TYPES = ("function", "extension")
+
+
+def architecture(machine: str | None = None) -> str:
+    """``x86_64`` or ``arm64`` (the names Lambda uses), from the kernel's machine name."""
+    machine = machine or os.uname().machine
+    return "arm64" if machine in ("aarch64", "arm64", "armv8l") else machine
+
+
+class EntryContext:
+    """The fields every entry repeats: where the logs come from."""
+
+    __slots__ = (
+        "function_name", "function_version", "function_memory_size", "aws_region", "architecture",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        function_name: str,
+        function_version: str,
+        function_memory_size: int | None,
+        aws_region: str,
+        architecture: str,
+    ) -> None:
+        self.function_name = function_name
+        self.function_version = function_version
+        self.function_memory_size = function_memory_size
+        self.aws_region = aws_region
+        self.architecture = architecture
+
+
+class Transformer:
+    """Turns Telemetry events into payload entries (JSON text, one per event)."""
+
+    def __init__(self, context: EntryContext) -> None:
+        self._context_json = (
+            f',"source":{_quote(SOURCE)}'
+            f',"function_name":{_quote(context.function_name)}'
+            f',"function_version":{_quote(context.function_version)}'
+            f',"function_memory_size":{json.dumps(context.function_memory_size)}'
+            f',"aws_region":{_quote(context.aws_region)}'
+            f',"architecture":{_quote(context.architecture)}'
+        )
+        self._dump = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+    def encode(self, event: dict[str, object]) -> str | None:
+        """The entry for ``event`` as JSON, or None for events that are not forwarded.
+
+        Skipped: the extension's own ``[EXTENSION]`` lines, which come back to us as
+        ``extension`` records (forwarding them would let every debug line cause another).
+        """
+        event_type = event.get("type")
+        record = event.get("record")
+        fields: object = None
+        if event_type in _LOG_TYPES:
+            log_type = event_type
+            if isinstance(record, str):
+                if log_type == "extension" and record.startswith(_OWN_LINE_PREFIX):
+                    return None
+                parsed = levels.parse_text(record)
+            elif isinstance(record, dict):
+                parsed = levels.parse_fields(record)
+            else:
+                parsed = levels.ParsedLine(levels.DEFAULT_LEVEL, self._dump(record))
+            level, message, request_id, fields = (
+                parsed.level, parsed.message, parsed.request_id, parsed.fields,
+            )  # fmt: skip
+        else:
+            log_type = "platform"
+            name = event_type if isinstance(event_type, str) else "platform.unknown"
+            level, message, request_id = platform_events.render(name, record)
+            fields = record if isinstance(record, dict) else None
+        timestamp = event.get("time")
+        if not isinstance(timestamp, str):
+            timestamp = utc_now_iso()
+        entry = (
+            f'{{"timestamp":{_quote(timestamp)},"level":"{level}","message":{_quote(message)}'
+            f'{self._context_json},"log_type":"{log_type}"'
+        )
+        if request_id:
+            entry += f',"request_id":{_quote(request_id)}'
+        if fields is not None:
+            entry += f',"record":{self._dump(fields)}'
+        return entry + "}"
+
+
+def utc_now_iso() -> str:
+    """Now, as Lambda writes times: ISO 8601, UTC, milliseconds, ``Z``."""
+    import time
+
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"

@@ -1,0 +1,207 @@
+"""Sending one request body to the receiver, and saying what happened.
+
+The transport knows nothing about queues, batches or retries: it sends bytes and classifies the
+outcome (delivered, worth retrying, or not). It keeps one keep-alive connection and drops it on
+any error, so the next send reconnects — which is also how a connection killed by a freeze
+(the receiver timed it out while we were stopped) is recovered without a special case.
+
+``http.client`` and ``ssl`` are imported on first use, on the worker thread: they cost tens of
+milliseconds, and nothing on the cold-start path needs them.
+"""
+
+from __future__ import annotations
+
+import sys
+from urllib.parse import urlsplit
+
+from . import __version__, log
+from .auth import Auth, redact_headers
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import http.client
+
+USER_AGENT = f"lambda-logs-http/{__version__}"
+_MAX_ERROR_BODY = 2048
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class SendResult:
+    """The outcome of one send.
+
+    ``status`` is the HTTP status (0 when no response came); ``retryable`` says whether the same
+    body may succeed later; ``error`` explains a failure in words fit for a log line.
+    """
+
+    __slots__ = ("ok", "status", "retryable", "error", "retry_after")
+
+    def __init__(
+        self,
+        ok: bool,
+        status: int = 0,
+        retryable: bool = False,
+        error: str = "",
+        retry_after: str | None = None,
+    ) -> None:
+        self.ok = ok
+        self.status = status
+        self.retryable = retryable
+        self.error = error
+        self.retry_after = retry_after
+
+
+class Transport:
+    """Interface: ``send(body, headers, timeout) -> SendResult``; ``close()``."""
+
+    def send(self, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a log line: query values (often API keys) replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = "&".join(
+        p.split("=", 1)[0] + ("=***" if "=" in p else "") for p in parts.query.split("&")
+    )
+    return parts._replace(query=query).geturl()
+
+
+class HttpTransport(Transport):
+    """POSTs to one endpoint over HTTP or HTTPS, reusing the connection between sends."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        auth: Auth,
+        *,
+        tls_verify: bool = True,
+        ca_bundle: str = "",
+    ) -> None:
+        parts = urlsplit(endpoint)
+        self.endpoint = endpoint
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._auth = auth
+        self._tls_verify = tls_verify
+        self._ca_bundle = ca_bundle
+        self._connection: http.client.HTTPConnection | None = None
+        self._ssl_context: object = None
+
+    def send(self, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
+        import http.client
+
+        request_headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **headers,
+        }
+        self._auth.apply(request_headers)
+        try:
+            connection = self._connect(timeout)
+            connection.request("POST", self._path, body=body, headers=request_headers)
+            response = connection.getresponse()
+            status = response.status
+            retry_after = response.getheader("Retry-After")
+            detail = response.read(_MAX_ERROR_BODY) if status >= 300 else b""
+            if status >= 300 or response.will_close:
+                # Drain nothing more: an error body may be huge, and reconnecting is cheap.
+                self.close()
+            else:
+                response.read()
+        except http.client.HTTPException as exc:
+            self.close()
+            return SendResult(False, 0, True, f"bad HTTP response: {type(exc).__name__} {exc}")
+        except OSError as exc:
+            self.close()
+            return self._connection_error(exc)
+        if 200 <= status < 300:
+            return SendResult(True, status)
+        text = detail.decode("utf-8", "replace").strip().replace("\n", " ")[:300]
+        return SendResult(
+            False,
+            status,
+            status in RETRYABLE_STATUSES or status >= 500,
+            f"HTTP {status}" + (f": {text}" if text else ""),
+            retry_after,
+        )
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except OSError:
+                pass
+
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        import http.client
+
+        connection = self._connection
+        if connection is not None:
+            connection.timeout = timeout
+            if connection.sock is not None:
+                connection.sock.settimeout(timeout)
+            return connection
+        if self._https:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout, context=self._tls_context()
+            )
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        self._connection = connection
+        return connection
+
+    def _tls_context(self) -> object:
+        if self._ssl_context is None:
+            import ssl
+
+            context = ssl.create_default_context(cafile=self._ca_bundle or None)
+            if not self._tls_verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._ssl_context = context
+        return self._ssl_context
+
+    def _connection_error(self, exc: OSError) -> SendResult:
+        ssl = sys.modules.get("ssl")
+        if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
+            # Fail closed: never fall back to an unverified connection.
+            return SendResult(
+                False,
+                0,
+                True,
+                f"TLS certificate verification failed for {self._host}: "
+                f"{getattr(exc, 'verify_message', '') or exc}; set HTTP_CA_BUNDLE to the "
+                "receiver's CA file (HTTP_TLS_VERIFY=false only for testing)",
+            )
+        if isinstance(exc, TimeoutError) or type(exc).__name__ == "timeout":
+            return SendResult(False, 0, True, "timed out waiting for the receiver")
+        return SendResult(False, 0, True, f"connection failed: {type(exc).__name__}: {exc}")
+
+
+class TestModeTransport(Transport):
+    """``HTTP_TEST_MODE``: print what would be sent (credentials redacted), send nothing."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, endpoint: str, auth: Auth) -> None:
+        self.endpoint = endpoint
+        self._auth = auth
+
+    def send(self, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
+        shown = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
+        self._auth.apply(shown)
+        shown = redact_headers(shown, self._auth)
+        log.emit(
+            log.INFO,
+            f"TEST MODE would POST {redact_url(self.endpoint)} headers={shown} "
+            f"body={body.decode('ascii', 'replace')}",
+        )
+        return SendResult(True, 200)

@@ -1,0 +1,111 @@
+"""The Telemetry listener on a real socket: accepts Lambda's pushes, rejects the rest."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from lambda_logs_http.listener import TelemetryListener, parse_push
+from lambda_logs_http.progress import InvocationProgress
+from lambda_logs_http.stats import Stats
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.pushes: list[list[dict[str, object]]] = []
+        self.accept = True
+
+    def __call__(self, events: list[dict[str, object]]) -> bool:
+        if self.accept:
+            self.pushes.append(events)
+        return self.accept
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def running() -> Iterator[tuple[TelemetryListener, Sink, InvocationProgress, Stats]]:
+    sink, progress, stats = Sink(), InvocationProgress(), Stats()
+    listener = TelemetryListener(free_port(), sink, progress, stats, max_body_bytes=10_000)
+    listener.bind()
+    listener.start()
+    yield listener, sink, progress, stats
+    listener.stop()
+
+
+def post(listener: TelemetryListener, body: bytes, method: str = "POST") -> int:
+    connection = http.client.HTTPConnection(listener.host, listener.port, timeout=5)
+    connection.request(method, "/", body=body, headers={"Content-Type": "application/json"})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+EVENTS = [
+    {"time": "t", "type": "function", "record": "hello\n"},
+    {"time": "t", "type": "platform.runtimeDone", "record": {"requestId": "r-1", "status": "success"}},
+]
+
+
+def test_valid_push_is_queued_and_runtime_done_noted(running) -> None:  # type: ignore[no-untyped-def]
+    listener, sink, progress, stats = running
+    assert listener.host == "127.0.0.1"  # sandbox.localdomain does not resolve here
+    assert post(listener, json.dumps(EVENTS).encode()) == 200
+    assert sink.pushes == [EVENTS]
+    assert stats.received == 2
+    # arrived, not delivered: the budget (0 s after arrival) ends the wait, not the deadline
+    assert progress.wait("r-1", deadline=time.monotonic() + 10, budget=0.0) == "budget"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(b"not json", 400), (b'{"an":"object"}', 400), (b"[NaN]", 400), (b"[" * 100_000, 413),
+     (b"[1, 2]", 200), (b"[]", 200)],
+)
+def test_malformed_bodies(running, body: bytes, status: int) -> None:  # type: ignore[no-untyped-def]
+    listener, sink, _, _ = running
+    assert post(listener, body) == status
+    assert sink.pushes == []
+    assert post(listener, json.dumps(EVENTS).encode()) == 200  # still serving
+
+
+def test_only_post(running) -> None:  # type: ignore[no-untyped-def]
+    listener, _, _, _ = running
+    assert post(listener, b"", method="GET") == 405
+    assert post(listener, b"[]", method="PUT") == 405
+
+
+def test_full_queue_asks_lambda_to_retry(running) -> None:  # type: ignore[no-untyped-def]
+    listener, sink, _, stats = running
+    sink.accept = False
+    assert post(listener, json.dumps(EVENTS).encode()) == 503
+    assert stats.received == 0
+
+
+def test_missing_content_length(running) -> None:  # type: ignore[no-untyped-def]
+    listener, _, _, _ = running
+    with socket.create_connection((listener.host, listener.port), timeout=5) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 411")
+
+
+def test_parse_push_keeps_objects_only() -> None:
+    assert parse_push(b'[{"a":1}, 2, "x", {"b":2}]') == [{"a": 1}, {"b": 2}]
+    assert parse_push(b"[Infinity]") is None
+
+
+def test_stop_is_idempotent() -> None:
+    listener = TelemetryListener(free_port(), Sink(), InvocationProgress(), Stats())
+    listener.bind()
+    listener.start()
+    listener.stop()
+    listener.stop()

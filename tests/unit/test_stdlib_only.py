@@ -1,0 +1,48 @@
+"""The runtime package must import nothing outside the standard library: it runs in a bare layer."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "lambda_logs_http"
+# Python 3.9 has no sys.stdlib_module_names; the pyenv 3.10+ list covers what we use.
+STDLIB = set(getattr(sys, "stdlib_module_names", ())) | {"__future__"}
+
+
+def test_imports_are_standard_library_only() -> None:
+    assert STDLIB, "run this test on Python 3.10+"
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in STDLIB and top != "lambda_logs_http":
+                    offenders.append(f"{path.name}:{node.lineno} imports {name}")
+    assert offenders == []
+
+
+def test_cold_start_path_avoids_heavy_modules() -> None:
+    """Registering must not wait for http.client, http.server, ssl, dataclasses or logging."""
+    import subprocess
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import lambda_logs_http.extension, lambda_logs_http.config;"
+        "heavy = {'http.client', 'http.server', 'ssl', 'dataclasses', 'logging', 'typing',"
+        " 'urllib.request', 'gzip', 'hashlib', 'email'};"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(PACKAGE.parent)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    assert out == "[]"

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lambda_logs_http.transform import EntryContext, Transformer, architecture
+
+RID = "459921b5-681c-4a96-beb0-81e0aa586026"
+SEED_FIELDS = [
+    "timestamp", "level", "message", "source", "function_name", "function_version",
+    "function_memory_size", "aws_region", "architecture", "log_type",
+]  # fmt: skip
+
+
+@pytest.fixture
+def transformer() -> Transformer:
+    return Transformer(EntryContext("my-fn", "$LATEST", 256, "eu-west-1", "arm64"))
+
+
+def entry(transformer: Transformer, event: dict[str, object]) -> dict[str, object]:
+    encoded = transformer.encode(event)
+    assert encoded is not None
+    assert encoded.isascii()
+    return json.loads(encoded)
+
+
+def test_function_text_line_has_the_seed_fields_in_order(transformer: Transformer) -> None:
+    event = {"time": "2024-01-15T10:30:00.000Z", "type": "function",
+             "record": f"[ERROR]\t2024-01-15T10:30:00.000Z\t{RID}\tboom\n"}
+    result = entry(transformer, event)
+    assert list(result)[: len(SEED_FIELDS)] == SEED_FIELDS
+    assert result == {
+        "timestamp": "2024-01-15T10:30:00.000Z", "level": "ERROR", "message": "boom",
+        "source": "lambda", "function_name": "my-fn", "function_version": "$LATEST",
+        "function_memory_size": 256, "aws_region": "eu-west-1", "architecture": "arm64",
+        "log_type": "function", "request_id": RID,
+    }  # fmt: skip
+
+
+def test_json_format_record_keeps_its_fields(transformer: Transformer) -> None:
+    record = {"timestamp": "t", "level": "WARN", "message": "m", "requestId": RID, "k": [1, 2]}
+    result = entry(transformer, {"time": "t", "type": "function", "record": record})
+    assert (result["level"], result["message"], result["request_id"]) == ("WARN", "m", RID)
+    assert result["record"] == record
+
+
+def test_platform_record_is_rendered_and_kept(transformer: Transformer) -> None:
+    record = {"requestId": RID, "status": "success", "metrics": {"durationMs": 1.5,
+              "billedDurationMs": 2, "memorySizeMB": 128, "maxMemoryUsedMB": 30}}
+    result = entry(transformer, {"time": "t", "type": "platform.report", "record": record})
+    assert result["log_type"] == "platform"
+    assert result["message"].startswith(f"REPORT RequestId: {RID}\tDuration: 1.50 ms")
+    assert result["record"]["metrics"]["maxMemoryUsedMB"] == 30
+
+
+def test_extension_lines(transformer: Transformer) -> None:
+    other = entry(transformer, {"time": "t", "type": "extension", "record": "other ext: hi\n"})
+    assert (other["log_type"], other["message"]) == ("extension", "other ext: hi")
+    own = {"time": "t", "type": "extension", "record": "[EXTENSION] INFO ready\n"}
+    assert transformer.encode(own) is None
+
+
+@pytest.mark.parametrize(
+    "record",
+    ["emoji 🎉 and ünïcode", "lone surrogate \ud800", 'quotes " and \\ backslash', "ctl \x00\x1f",
+     12, None, [1, "a"], {"message": None}],
+)
+def test_any_record_encodes_to_valid_ascii_json(transformer: Transformer, record: object) -> None:
+    result = entry(transformer, {"time": "t", "type": "function", "record": record})
+    assert result["log_type"] == "function"
+    if isinstance(record, str):
+        assert result["message"] == record
+
+
+def test_missing_time_gets_now(transformer: Transformer) -> None:
+    result = entry(transformer, {"type": "function", "record": "x"})
+    assert str(result["timestamp"]).endswith("Z")
+
+
+def test_unknown_memory_size_is_null() -> None:
+    transformer = Transformer(EntryContext("f", "1", None, "", "x86_64"))
+    result = entry(transformer, {"time": "t", "type": "function", "record": "x"})
+    assert result["function_memory_size"] is None
+
+
+@pytest.mark.parametrize(("machine", "expected"), [("x86_64", "x86_64"), ("aarch64", "arm64")])
+def test_architecture(machine: str, expected: str) -> None:
+    assert architecture(machine) == expected

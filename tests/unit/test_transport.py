@@ -1,0 +1,74 @@
+"""HttpTransport against a real receiver process."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from lambda_logs_http.auth import Auth, BearerAuth
+from lambda_logs_http.transport import HttpTransport, redact_url
+from tests.receiver import Receiver
+
+BODY = b'{"logs":[],"source":"aws-lambda-extension","timestamp":"t"}'
+
+
+def test_delivers_and_reuses_the_connection(receiver: Receiver) -> None:
+    transport = HttpTransport(receiver.url, BearerAuth("tok"))
+    for _ in range(3):
+        result = transport.send(BODY, {"Idempotency-Key": "b-1"}, timeout=5)
+        assert (result.ok, result.status) == (True, 200)
+    first_connection = transport._connection
+    assert first_connection is not None and first_connection.sock is not None
+    requests = receiver.requests()
+    assert len(requests) == 3
+    headers = requests[0]["headers"]
+    assert headers["Authorization"] == "Bearer tok"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Idempotency-Key"] == "b-1"
+    assert headers["User-Agent"].startswith("lambda-logs-http/")
+    assert json.loads(requests[0]["body"])["source"] == "aws-lambda-extension"
+    transport.close()
+    transport.close()
+
+
+def test_classifies_statuses(receiver: Receiver) -> None:
+    transport = HttpTransport(receiver.url, Auth())
+    receiver.script([{"status": 503}, {"status": 429, "retry_after": "7"}, {"status": 401},
+                     {"status": 413}, {"status": 408}])
+    results = [transport.send(BODY, {}, timeout=5) for _ in range(5)]
+    assert [(r.status, r.retryable) for r in results] == [
+        (503, True), (429, True), (401, False), (413, False), (408, True),
+    ]  # fmt: skip
+    assert results[1].retry_after == "7"
+    assert "HTTP 401" in results[2].error
+    assert transport.send(BODY, {}, timeout=5).ok  # recovers after errors
+
+
+def test_timeout_is_retryable(receiver: Receiver) -> None:
+    receiver.script([{"delay": 2}])
+    result = HttpTransport(receiver.url, Auth()).send(BODY, {}, timeout=0.3)
+    assert (result.ok, result.retryable) == (False, True)
+    assert "timed out" in result.error
+
+
+def test_connection_refused_is_retryable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = HttpTransport(f"http://127.0.0.1:{port}/", Auth()).send(BODY, {}, timeout=2)
+    assert (result.ok, result.retryable) == (False, True)
+    assert "connection failed" in result.error
+
+
+def test_reset_is_retryable_and_the_next_send_reconnects(receiver: Receiver) -> None:
+    transport = HttpTransport(receiver.url, Auth())
+    assert transport.send(BODY, {}, timeout=5).ok
+    receiver.script([{"reset": True}])
+    failed = transport.send(BODY, {}, timeout=5)
+    assert (failed.ok, failed.retryable) == (False, True)
+    assert transport.send(BODY, {}, timeout=5).ok
+
+
+def test_redact_url() -> None:
+    assert redact_url("https://x/p?api_key=s3cret&a=1&flag") == "https://x/p?api_key=***&a=***&flag"
+    assert redact_url("https://x/p") == "https://x/p"
