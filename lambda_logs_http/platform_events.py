@@ -70,20 +70,24 @@ def _runtime_done(record: Record) -> str:
 
 
 def _report(record: Record) -> str:
-    parts = [
-        f"REPORT RequestId: {record.get('requestId', '')}",
-        f"Duration: {_ms(_metric(record, 'durationMs'))} ms",
-        f"Billed Duration: {_metric(record, 'billedDurationMs')} ms",
-        f"Memory Size: {_metric(record, 'memorySizeMB')} MB",
-        f"Max Memory Used: {_metric(record, 'maxMemoryUsedMB')} MB",
-    ]
-    init = _metric(record, "initDurationMs")
-    if init is not None:
-        parts.append(f"Init Duration: {_ms(init)} ms")
-    restore = _metric(record, "restoreDurationMs")
-    if restore is not None:
-        parts.append(f"Restore Duration: {_ms(restore)} ms")
+    parts = [f"REPORT RequestId: {record.get('requestId', '')}"]
+    # Lambda Managed Instances report only durationMs: show the metrics that are present.
+    for label, metric, unit in _REPORT_METRICS:
+        value = _metric(record, metric)
+        if value is not None:
+            shown = _ms(value) if unit == "ms" and metric != "billedDurationMs" else value
+            parts.append(f"{label}: {shown} {unit}")
     return "\t".join(parts) + _status(record)
+
+
+_REPORT_METRICS = (
+    ("Duration", "durationMs", "ms"),
+    ("Billed Duration", "billedDurationMs", "ms"),
+    ("Memory Size", "memorySizeMB", "MB"),
+    ("Max Memory Used", "maxMemoryUsedMB", "MB"),
+    ("Init Duration", "initDurationMs", "ms"),
+    ("Restore Duration", "restoreDurationMs", "ms"),
+)
 
 
 def _init_start(record: Record) -> str:

@@ -27,6 +27,9 @@ RID = "459921b5-681c-4a96-beb0-81e0aa586026"
             "durationMs": 1, "billedDurationMs": 1, "memorySizeMB": 128, "maxMemoryUsedMB": 9}},
          "ERROR", f"REPORT RequestId: {RID}\tDuration: 1.00 ms\tBilled Duration: 1 ms\t"
          "Memory Size: 128 MB\tMax Memory Used: 9 MB\tStatus: failure"),
+        # Lambda Managed Instances report durationMs only
+        ("platform.report", {"requestId": RID, "status": "success", "metrics": {"durationMs": 3.25}},
+         "INFO", f"REPORT RequestId: {RID}\tDuration: 3.25 ms"),
         ("platform.initStart", {"runtimeVersion": "python:3.12.v30", "phase": "init"}, "INFO",
          "INIT_START Runtime Version: python:3.12.v30"),
         ("platform.initReport", {"phase": "init", "status": "success",
