@@ -141,7 +141,11 @@ class Extension:
             architecture(),
         )
         self.worker = DeliveryWorker(
-            config, Transformer(context), self._transport_factory, self.progress, self.stats
+            config,
+            Transformer(context, attribute_requests=not config.managed_instances),
+            self._transport_factory,
+            self.progress,
+            self.stats,
         )
         self.listener = TelemetryListener(
             config.listener_port, self.worker.submit, self.progress, self.stats

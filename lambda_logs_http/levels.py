@@ -105,6 +105,12 @@ def parse_fields(fields: Mapping[str, object]) -> ParsedLine:
         or fields.get("log.level")
     ) or DEFAULT_LEVEL  # fmt: skip
     message = fields.get("message", fields.get("msg"))
+    if message is None and "errorMessage" in fields:
+        # Lambda's JSON record for an unhandled exception has no "message".
+        error_type = fields.get("errorType")
+        message = (
+            f"{error_type}: {fields['errorMessage']}" if error_type else fields["errorMessage"]
+        )
     if message is None:
         text = json.dumps(fields, separators=(",", ":"), default=str)
     elif isinstance(message, str):

@@ -166,6 +166,7 @@ def _build_server(listener: TelemetryListener) -> object:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: Lambda pushes often
+        disable_nagle_algorithm = True  # answer in one segment, no delayed-ACK stall
         server_version = "lambda-logs-http"
         sys_version = ""
 

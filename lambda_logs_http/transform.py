@@ -51,7 +51,13 @@ class EntryContext:
 class Transformer:
     """Turns Telemetry events into payload entries (JSON text, one per event)."""
 
-    def __init__(self, context: EntryContext) -> None:
+    def __init__(self, context: EntryContext, attribute_requests: bool = True) -> None:
+        """``attribute_requests``: give function lines that name no request the id of the
+        invocation in progress. Right on on-demand Lambda, which runs one invocation at a time
+        and sends ``platform.start`` before and ``platform.runtimeDone`` after its output; wrong
+        on Managed Instances, where invocations overlap (pass False there)."""
+        self._attribute_requests = attribute_requests
+        self._current_request_id = ""
         self._context_json = (
             f',"source":{_quote(SOURCE)}'
             f',"function_name":{_quote(context.function_name)}'
@@ -84,11 +90,18 @@ class Transformer:
             level, message, request_id, fields = (
                 parsed.level, parsed.message, parsed.request_id, parsed.fields,
             )  # fmt: skip
+            if not request_id and log_type == "function":
+                request_id = self._current_request_id
         else:
             log_type = "platform"
             name = event_type if isinstance(event_type, str) else "platform.unknown"
             level, message, request_id = platform_events.render(name, record)
             fields = record if isinstance(record, dict) else None
+            if self._attribute_requests:
+                if name == "platform.start":
+                    self._current_request_id = request_id
+                elif name == "platform.runtimeDone":
+                    self._current_request_id = ""
         timestamp = event.get("time")
         if not isinstance(timestamp, str):
             timestamp = utc_now_iso()

@@ -11,6 +11,7 @@ milliseconds, and nothing on the cold-start path needs them.
 
 from __future__ import annotations
 
+import socket
 import sys
 from urllib.parse import urlsplit
 
@@ -95,6 +96,18 @@ class HttpTransport(Transport):
         self._ssl_context: object = None
 
     def send(self, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
+        reused = self._connection is not None and self._connection.sock is not None
+        result, stale = self._send_once(body, headers, timeout)
+        if stale and reused:
+            # The receiver closed the idle keep-alive connection (typically while the environment
+            # was frozen): that is no failure of the receiver, so reconnect once right away.
+            result, _ = self._send_once(body, headers, timeout)
+        return result
+
+    def _send_once(
+        self, body: bytes, headers: dict[str, str], timeout: float
+    ) -> tuple[SendResult, bool]:
+        """One attempt; the flag says the connection was found closed before any answer."""
         import http.client
 
         request_headers = {
@@ -105,6 +118,10 @@ class HttpTransport(Transport):
         self._auth.apply(request_headers)
         try:
             connection = self._connect(timeout)
+            if connection.sock is None:
+                connection.connect()
+                # A body too large for one segment is written after the headers: no Nagle stall.
+                connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connection.request("POST", self._path, body=body, headers=request_headers)
             response = connection.getresponse()
             status = response.status
@@ -115,22 +132,22 @@ class HttpTransport(Transport):
                 self.close()
             else:
                 response.read()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+            self.close()
+            return SendResult(False, 0, True, f"connection closed by the receiver: {exc}"), True
         except http.client.HTTPException as exc:
             self.close()
-            return SendResult(False, 0, True, f"bad HTTP response: {type(exc).__name__} {exc}")
+            error = f"bad HTTP response: {type(exc).__name__} {exc}"
+            return SendResult(False, 0, True, error), False
         except OSError as exc:
             self.close()
-            return self._connection_error(exc)
+            return self._connection_error(exc), False
         if 200 <= status < 300:
-            return SendResult(True, status)
+            return SendResult(True, status), False
         text = detail.decode("utf-8", "replace").strip().replace("\n", " ")[:300]
-        return SendResult(
-            False,
-            status,
-            status in RETRYABLE_STATUSES or status >= 500,
-            f"HTTP {status}" + (f": {text}" if text else ""),
-            retry_after,
-        )
+        retryable = status in RETRYABLE_STATUSES or status >= 500
+        error = f"HTTP {status}" + (f": {text}" if text else "")
+        return SendResult(False, status, retryable, error, retry_after), False
 
     def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -192,8 +192,11 @@ class DeliveryWorker:
                 self._enqueue(full)
         open_batch = self._batcher.open
         if open_batch is not None and open_batch.marks:
-            # An invocation is waiting to be released: don't wait for the batch to fill.
+            # An invocation is waiting to be released: don't wait for the batch to fill, and
+            # don't sit out a backoff begun in an earlier invocation either — each invocation
+            # gets a fresh attempt, bounded by its flush budget.
             self._enqueue(self._batcher.take())
+            self._retry_at = 0.0
 
     def _enqueue(self, batch: Batch | None) -> None:
         if batch is None:

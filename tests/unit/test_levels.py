@@ -72,6 +72,9 @@ def test_parse_fields_lambda_json_format() -> None:
         ({"message": {"nested": 1}}, "INFO", '{"nested":1}'),
         ({"other": 1}, "INFO", '{"other":1}'),
         ({"levelname": "warning", "message": "m"}, "WARN", "m"),
+        # Lambda's JSON record of an unhandled exception
+        ({"level": "ERROR", "errorType": "RuntimeError", "errorMessage": "boom", "stackTrace": []},
+         "ERROR", "RuntimeError: boom"),
     ],
 )
 def test_parse_fields_odd_records(record: dict[str, object], level: str, message: str) -> None:

@@ -87,3 +87,30 @@ def test_unknown_memory_size_is_null() -> None:
 @pytest.mark.parametrize(("machine", "expected"), [("x86_64", "x86_64"), ("aarch64", "arm64")])
 def test_architecture(machine: str, expected: str) -> None:
     assert architecture(machine) == expected
+
+
+def test_lines_without_a_request_id_get_the_invocation_in_progress(transformer: Transformer) -> None:
+    def start(rid: str) -> dict[str, object]:
+        return {"time": "t", "type": "platform.start", "record": {"requestId": rid}}
+
+    def done(rid: str) -> dict[str, object]:
+        return {"time": "t", "type": "platform.runtimeDone", "record": {"requestId": rid}}
+
+    def line(text: str) -> dict[str, object]:
+        return {"time": "t", "type": "function", "record": text}
+
+    before = entry(transformer, line("init output"))
+    entry(transformer, start("r-1"))
+    during = entry(transformer, line("print output"))
+    named = entry(transformer, line(f"[INFO]\t2024-01-15T10:30:00.000Z\t{RID}\tnamed"))
+    entry(transformer, done("r-1"))
+    after = entry(transformer, line("between invocations"))
+    assert "request_id" not in before and "request_id" not in after
+    assert during["request_id"] == "r-1"
+    assert named["request_id"] == RID
+
+
+def test_no_attribution_on_managed_instances() -> None:
+    transformer = Transformer(EntryContext("f", "1", 1, "r", "x86_64"), attribute_requests=False)
+    entry(transformer, {"time": "t", "type": "platform.start", "record": {"requestId": "r-1"}})
+    assert "request_id" not in entry(transformer, {"time": "t", "type": "function", "record": "x"})

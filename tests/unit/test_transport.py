@@ -60,15 +60,37 @@ def test_connection_refused_is_retryable() -> None:
     assert "connection failed" in result.error
 
 
-def test_reset_is_retryable_and_the_next_send_reconnects(receiver: Receiver) -> None:
+def test_reset_on_a_reused_connection_is_retried_once_then_reported(receiver: Receiver) -> None:
     transport = HttpTransport(receiver.url, Auth())
     assert transport.send(BODY, {}, timeout=5).ok
     receiver.script([{"reset": True}])
+    assert transport.send(BODY, {}, timeout=5).ok  # one reset: reconnected transparently
+    receiver.script([{"reset": True, "times": 2}])
     failed = transport.send(BODY, {}, timeout=5)
     assert (failed.ok, failed.retryable) == (False, True)
+    assert "closed by the receiver" in failed.error
     assert transport.send(BODY, {}, timeout=5).ok
+    assert len(receiver.requests()) == 3
 
 
 def test_redact_url() -> None:
     assert redact_url("https://x/p?api_key=s3cret&a=1&flag") == "https://x/p?api_key=***&a=***&flag"
     assert redact_url("https://x/p") == "https://x/p"
+
+
+def test_a_stale_keep_alive_connection_is_replaced_at_once(receiver: Receiver) -> None:
+    transport = HttpTransport(receiver.url, Auth())
+    assert transport.send(BODY, {}, timeout=5).ok
+    connection = transport._connection
+    assert connection is not None and connection.sock is not None
+    # What a receiver's idle timeout does while the environment is frozen: close its end.
+    receiver.stop()
+    restarted = Receiver(receiver.record.parent)
+    try:
+        transport._port = restarted.port
+        # The old socket still points at the dead receiver: the first attempt finds it closed.
+        result = transport.send(BODY, {}, timeout=5)
+        assert result.ok, result.error
+        assert len(restarted.requests()) == 1
+    finally:
+        restarted.stop()
