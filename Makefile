@@ -32,7 +32,7 @@ ARCH_arm := arm64
 .PHONY: help build_local build_lambda_x86 build_lambda_arm build_docker \
 	deploy_x86 deploy_arm deploy_cli_x86 deploy_cli_arm \
 	add_permissions_x86 add_permissions_arm add_permissions_by_account_x86 add_permissions_by_account_arm \
-	remove_x86_version remove_arm_version clean venv test lint \
+	remove_x86_version remove_arm_version clean venv test lint demo \
 	guard-REGION guard-ORG_ID guard-ACCOUNT_ID guard-VERSION
 
 help:
@@ -46,6 +46,7 @@ help:
 	@echo "  add_permissions_by_account_x86|arm  share with an account      (REGION= ACCOUNT_ID= [VERSION=])"
 	@echo "                              VERSION defaults to the last version published from this tree"
 	@echo "  remove_x86_version|remove_arm_version  delete a layer version  (REGION= VERSION=)"
+	@echo "  demo                        see it work locally: build, run a function in the sandbox (INVOCATIONS= LINES= LOG_FORMAT=)"
 	@echo "  test                        run the test suite in $(VENV) (created from requirements-dev.txt)"
 	@echo "  lint                        ruff check"
 	@echo "  clean                       remove $(OUT_DIR)/ and caches"
@@ -149,6 +150,16 @@ $(VENV)/.installed: requirements-dev.txt
 	touch '$@'
 
 venv: $(VENV)/.installed
+
+# The README's first command: build the layer and watch it forward a real function's logs in the
+# local sandbox. INVOCATIONS, LINES and LOG_FORMAT (Text|JSON) tune it; with HTTP_ENDPOINT (and the
+# HTTP_AUTH_* variables) exported, the logs go to that endpoint instead of an embedded receiver.
+INVOCATIONS ?= 4
+LINES ?= 3
+LOG_FORMAT ?= Text
+demo: venv build_local
+	'$(VENV)/bin/python' -m lambda_sandbox.demo --layer '$(OUT_DIR)/layer' \
+	  --invocations $(INVOCATIONS) --lines $(LINES) --log-format $(LOG_FORMAT) $(DEMO_ARGS)
 
 test: venv
 	'$(VENV)/bin/python' -m pytest $(PYTEST_ARGS)

@@ -233,12 +233,17 @@ class Extension:
     def _wait_for_delivery(self, request_id: str, deadline: float, budget: float) -> None:
         started = time.monotonic()
         outcome = self.progress.wait(request_id, deadline, budget)
-        if outcome != "delivered":
+        if outcome == "deadline":
             pending = self.worker.pending_records() if self.worker else 0
             log.warning(
-                f"released invocation {request_id} before its logs were delivered "
-                f"({outcome} reached after {(time.monotonic() - started) * 1000:.0f} ms); "
-                f"{pending} records stay queued for later"
+                f"invocation {request_id} reached its deadline: released it without waiting "
+                f"for its logs; {pending} records stay queued for the next invocation or shutdown"
+            )
+        elif outcome == "budget":
+            pending = self.worker.pending_records() if self.worker else 0
+            log.warning(
+                f"released invocation {request_id} after the {budget * 1000:.0f} ms flush budget "
+                f"(receiver slow or down?); {pending} undelivered records stay queued"
             )
         elif log.enabled(log.DEBUG):
             log.debug(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.receiver import Receiver
+from lambda_sandbox.receiver import Receiver
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from typing import Any, Callable
 import pytest
 
 from lambda_sandbox import FunctionSpec, Sandbox
+from lambda_sandbox.receiver import Receiver
 from tests.packaging.layer_helpers import interpreter_params
-from tests.receiver import Receiver
 
 APP = '''
 import json, logging, time

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.receiver import Receiver
+from lambda_sandbox.receiver import Receiver
 from tests.servers.faults import FaultProxy, find_mitmdump
 from tests.servers.nginx import Nginx, nginx_available
 from tests.servers.tls import TlsMaterial, make_tls_material, openssl_available

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.receiver import Receiver
+from lambda_sandbox.receiver import Receiver
 from tests.servers.faults import FaultProxy
 from tests.servers.fixtures import BASIC_AUTH
 from tests.servers.nginx import Nginx, nginx_available

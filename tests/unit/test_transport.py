@@ -7,7 +7,7 @@ import socket
 
 from lambda_logs_http.auth import Auth, BearerAuth
 from lambda_logs_http.transport import HttpTransport, redact_url
-from tests.receiver import Receiver
+from lambda_sandbox.receiver import Receiver
 
 BODY = b'{"logs":[],"source":"aws-lambda-extension","timestamp":"t"}'
 

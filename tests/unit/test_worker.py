@@ -14,7 +14,7 @@ from lambda_logs_http.stats import Stats
 from lambda_logs_http.transform import EntryContext, Transformer
 from lambda_logs_http.transport import HttpTransport
 from lambda_logs_http.worker import DeliveryWorker, backoff
-from tests.receiver import Receiver
+from lambda_sandbox.receiver import Receiver
 
 
 def function_lines(n: int, request_id: str = "r-1") -> list[dict[str, object]]:

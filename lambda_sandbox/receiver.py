@@ -1,6 +1,6 @@
 """A real HTTP log receiver for tests and the demo: a separate process that records every request.
 
-Run as a program (``python tests/receiver.py --port 0 --record FILE``) it prints
+Run as a program (``python -m lambda_sandbox.receiver --port 0 --record FILE``) it prints
 ``LISTENING <port>`` once ready, appends one JSON line per request to FILE (method, path,
 headers, body — gunzipped when ``Content-Encoding: gzip`` — and the time), and answers 200.
 Its behaviour can be scripted while it runs with ``POST /__control`` and a JSON list of
