@@ -44,6 +44,11 @@ HTTP_TELEMETRY_MAX_BYTES = "HTTP_TELEMETRY_MAX_BYTES"
 HTTP_TELEMETRY_TIMEOUT_MS = "HTTP_TELEMETRY_TIMEOUT_MS"
 HTTP_EXTENSION_LOG_LEVEL = "HTTP_EXTENSION_LOG_LEVEL"
 HTTP_STRICT_CONFIG = "HTTP_STRICT_CONFIG"
+HTTP_COMPRESSION = "HTTP_COMPRESSION"
+HTTP_COMPRESSION_LEVEL = "HTTP_COMPRESSION_LEVEL"
+HTTP_FLUSH_STRATEGY = "HTTP_FLUSH_STRATEGY"
+HTTP_SPILL_DIR = "HTTP_SPILL_DIR"
+HTTP_MAX_SPILL_BYTES = "HTTP_MAX_SPILL_BYTES"
 
 # Set by Lambda.
 AWS_LAMBDA_RUNTIME_API = "AWS_LAMBDA_RUNTIME_API"
@@ -60,6 +65,11 @@ TELEMETRY_MAX_ITEMS_RANGE = (1_000, 10_000)
 TELEMETRY_MAX_BYTES_RANGE = (262_144, 1_048_576)
 TELEMETRY_TIMEOUT_MS_RANGE = (25, 30_000)
 TELEMETRY_TYPES = ("platform", "function", "extension")
+COMPRESSIONS = ("none", "gzip")
+# end: deliver each invocation's logs before releasing it. periodic: release at once, send in the
+# background every HTTP_BATCH_MAX_AGE_MS (Managed Instances always work this way).
+FLUSH_STRATEGIES = ("end", "periodic")
+DEFAULT_SPILL_DIR = "/tmp/lambda-logs-http"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -87,7 +97,8 @@ class Config:
         "deadline_margin_ms", "listener_port", "telemetry_types", "telemetry_max_items",
         "telemetry_max_bytes", "telemetry_timeout_ms", "log_level", "strict",
         "function_name", "function_version", "function_memory_size", "aws_region",
-        "managed_instances", "warnings",
+        "managed_instances", "warnings", "compression", "compression_level", "flush_strategy",
+        "spill_dir", "max_spill_bytes",
     )  # fmt: skip
 
     endpoint: str
@@ -118,6 +129,11 @@ class Config:
     aws_region: str
     managed_instances: bool
     warnings: tuple[str, ...]
+    compression: str
+    compression_level: int
+    flush_strategy: str
+    spill_dir: str
+    max_spill_bytes: int
 
     def __init__(self, **values: object) -> None:
         missing = set(self.__slots__) - set(values)
@@ -189,6 +205,14 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(HTTP_CA_BUNDLE, f"no such file {ca_bundle!r}")
 
     max_batch_bytes = _int(env, HTTP_MAX_BATCH_BYTES, 1_000_000, minimum=1_024)
+    compression = _choice(env, HTTP_COMPRESSION, COMPRESSIONS)
+    compression_level = _int(env, HTTP_COMPRESSION_LEVEL, 1, minimum=1)
+    if compression_level > 9:
+        raise ConfigError(HTTP_COMPRESSION_LEVEL, f"must be 1..9, got {compression_level}")
+    flush_strategy = _choice(env, HTTP_FLUSH_STRATEGY, FLUSH_STRATEGIES)
+    managed_instances = is_managed_instances(env)
+    if managed_instances and flush_strategy != "periodic":
+        flush_strategy = "periodic"  # no INVOKE events to hold, and no freeze to beat
     return Config(
         endpoint=endpoint,
         auth_type=auth_type,
@@ -219,8 +243,13 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         function_version=env.get(AWS_LAMBDA_FUNCTION_VERSION, ""),
         function_memory_size=_memory_size(env),
         aws_region=env.get(AWS_REGION, "") or env.get(AWS_DEFAULT_REGION, ""),
-        managed_instances=is_managed_instances(env),
+        managed_instances=managed_instances,
         warnings=tuple(warnings),
+        compression=compression,
+        compression_level=compression_level,
+        flush_strategy=flush_strategy,
+        spill_dir=env.get(HTTP_SPILL_DIR, "").strip() or DEFAULT_SPILL_DIR,
+        max_spill_bytes=_int(env, HTTP_MAX_SPILL_BYTES, 64 << 20, minimum=0),
     )  # fmt: skip
 
 
@@ -270,6 +299,14 @@ def _telemetry_types(env: Mapping[str, str]) -> tuple[str, ...]:
             HTTP_TELEMETRY_TYPES, f"use a comma-separated subset of {','.join(TELEMETRY_TYPES)}"
         )
     return types
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (case-insensitive); the first is the default."""
+    value = env.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(name, f"use one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -111,6 +111,9 @@ class Extension:
         self.worker: DeliveryWorker | None = None
         self.telemetry_active = False
         self.last_request_id = ""
+        # The "end" strategy holds each invocation until its logs are delivered; "periodic"
+        # releases it at once and lets the worker send in the background.
+        self.hold_invocations = config.flush_strategy == "end"
 
     def run(self) -> int:
         for warning in self.config.warnings:
@@ -220,7 +223,7 @@ class Extension:
             deadline = _monotonic_deadline(event.get("deadlineMs"), margin)
             if event_type == INVOKE:
                 request_id = str(event.get("requestId") or "")
-                if self.telemetry_active and request_id:
+                if self.telemetry_active and request_id and self.hold_invocations:
                     self._wait_for_delivery(request_id, deadline, budget)
                 self.last_request_id = request_id
             elif event_type == SHUTDOWN:

@@ -1,4 +1,4 @@
-"""Counters that account for every record: received, delivered, retried, dropped by reason.
+"""Counters that account for every record: received, delivered, retried, spilled, dropped.
 
 Written by several threads (listener, worker, main); a lock keeps the arithmetic exact, which
 matters because the shutdown summary promises that the numbers add up.
@@ -19,6 +19,8 @@ class Stats:
         self.delivered = 0
         self.retried = 0
         self.batches = 0
+        self.spilled = 0
+        self.on_disk = 0
         self.dropped: dict[str, int] = {}
 
     def add(self, name: str, count: int = 1) -> None:
@@ -44,5 +46,6 @@ class Stats:
                 f"received={self.received} delivered={self.delivered} retried={self.retried} "
                 f"dropped={dropped}"
                 + (f" ({reasons})" if reasons else "")
+                + f" spilled={self.spilled} on_disk={self.on_disk}"
                 + f" skipped={self.skipped} batches={self.batches}"
             )

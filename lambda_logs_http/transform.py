@@ -115,6 +115,18 @@ class Transformer:
             entry += f',"record":{self._dump(fields)}'
         return entry + "}"
 
+    def drop_report(self, reason: str, records: int) -> str:
+        """An entry telling the receiver that ``records`` were lost, and why.
+
+        Shaped like Lambda's own ``platform.logsDropped`` report so one alert can watch both.
+        """
+        fields = {"droppedRecords": records, "reason": reason, "source": "lambda-logs-http"}
+        message = f"LOGS_DROPPED lambda-logs-http dropped {records} records: {reason}"
+        return (
+            f'{{"timestamp":"{utc_now_iso()}","level":"WARN","message":{_quote(message)}'
+            f'{self._context_json},"log_type":"extension","record":{self._dump(fields)}}}'
+        )
+
 
 def utc_now_iso() -> str:
     """Now, as Lambda writes times: ISO 8601, UTC, milliseconds, ``Z``."""

@@ -4,40 +4,50 @@ It owns everything not yet delivered. The listener hands it whole pushes through
 (``submit`` never blocks the listener); the main thread asks it to ``flush`` against a deadline
 at shutdown, and waits on ``InvocationProgress`` after each invocation.
 
-When it sends: a batch goes out as soon as it is full, as soon as it holds a request's
-``platform.runtimeDone`` (that invocation is waiting to be released), when its oldest entry is
-``batch_max_age_ms`` old (long invocations, and Managed Instances where nothing is ever frozen),
-and on flush. A failed send that may succeed later stays at the head of the line and is retried
-with backoff; batches behind it wait, so order is kept. Memory is bounded by ``max_buffer_bytes``:
-beyond it the oldest batch is dropped and counted.
+When it sends: a batch goes out as soon as it is full; with the ``end`` flush strategy also as
+soon as it holds a request's ``platform.runtimeDone`` (that invocation waits to be released);
+when its oldest entry is ``batch_max_age_ms`` old (long invocations, the ``periodic`` strategy,
+Managed Instances); and on flush.
+
+Order is kept: batches go out oldest first — halves of a batch the receiver found too large
+(413), then batches spilled to disk, then batches in memory. A failed send that may succeed
+later stays at the head and is retried with backoff (and never before a ``Retry-After``); a new
+invocation's runtimeDone cuts a backoff short, since each invocation deserves a fresh attempt.
+Memory is bounded by ``max_buffer_bytes``: beyond it the oldest batches move to disk (see
+``spill``), and beyond the disk cap the oldest are dropped — counted, and reported to the
+receiver in a record of their own.
 """
 
 from __future__ import annotations
 
 import queue
-import random
 import threading
 import time
 from collections import deque
 
 from . import log
-from .batching import Batch, Batcher
+from .batching import Batch, Batcher, truncate_entry
+from .retry import backoff, parse_retry_after
+from .spill import SpillStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Union
 
     from .config import Config
     from .progress import InvocationProgress
+    from .spill import SpilledBatch
     from .stats import Stats
     from .transform import Transformer
     from .transport import SendResult, Transport
 
+    AnyBatch = Union[Batch, SpilledBatch]
+
 RUNTIME_DONE = "platform.runtimeDone"
 _STOP = object()
 _MAX_QUEUED_PUSHES = 10_000
-BACKOFF_BASE_SECONDS = 0.1
-BACKOFF_CAP_SECONDS = 5.0
+_MIN_TRUNCATED_BYTES = 1024
 
 
 class _FlushRequest:
@@ -47,11 +57,6 @@ class _FlushRequest:
         self.deadline = deadline
         self.done = threading.Event()
         self.complete = False
-
-
-def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): full jitter, capped."""
-    return rng() * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** min(attempt, 16)))
 
 
 class DeliveryWorker:
@@ -75,10 +80,16 @@ class DeliveryWorker:
         self._clock = clock
         self._queue: queue.Queue[object] = queue.Queue(maxsize=_MAX_QUEUED_PUSHES)
         self._batcher = Batcher(config.max_batch_bytes, config.max_batch_records)
+        self._front: deque[Batch] = deque()  # halves of a batch refused with 413
+        self._spill = SpillStore(config.spill_dir, config.max_spill_bytes)
+        self._spilled_head: SpilledBatch | None = None
         self._ready: deque[Batch] = deque()
         self._ready_bytes = 0
-        self._retry_at = 0.0
+        self._retry_at = 0.0  # backoff: cut short by a new invocation
+        self._not_before = 0.0  # Retry-After: honoured as asked
         self._max_age = config.batch_max_age_ms / 1000.0
+        self._send_on_runtime_done = config.flush_strategy == "end"
+        self._unreported: dict[str, int] = {}  # reason -> records dropped, not yet reported
         self._thread: threading.Thread | None = None
         self._stopped = False
 
@@ -112,7 +123,10 @@ class DeliveryWorker:
         return request.complete
 
     def stop(self, timeout: float) -> bool:
-        """Stop the thread; whatever is still held is counted as dropped. Safe to call twice."""
+        """Stop the thread; what it still holds is spilled to disk or counted as dropped.
+
+        Safe to call twice.
+        """
         if self._thread is None:
             return True
         if not self._stopped:
@@ -125,10 +139,11 @@ class DeliveryWorker:
         return not self._thread.is_alive()
 
     def pending_records(self) -> int:
-        """Records held but not delivered (approximate while the thread runs)."""
+        """Records held but not delivered, in memory and on disk (approximate while running)."""
         open_batch = self._batcher.open
         queued = sum(len(x) for x in list(self._queue.queue) if isinstance(x, list))
-        return sum(len(b) for b in self._ready) + (len(open_batch) if open_batch else 0) + queued
+        in_memory = sum(len(b) for b in (*self._front, *self._ready))
+        return in_memory + (len(open_batch) if open_batch else 0) + queued + self._spill.records
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -137,6 +152,12 @@ class DeliveryWorker:
             self._transport = self._transport_factory()
         except Exception as exc:  # a broken transport must not kill the extension
             log.error(f"cannot create the HTTP transport: {exc}")
+        recovered = self._spill.open() if self._spill.max_bytes else 0
+        if recovered:
+            log.info(
+                f"found {recovered} batches ({self._spill.records} records) spilled to "
+                f"{self._spill.directory} by an earlier run; sending them first"
+            )
         while True:
             try:
                 item = self._next_item()
@@ -162,21 +183,24 @@ class DeliveryWorker:
         except queue.Empty:
             return None
 
+    def _has_backlog(self) -> bool:
+        return bool(self._front or len(self._spill) or self._ready)
+
     def _wait_time(self) -> float | None:
         """How long the queue may be waited on before something is due (None: nothing is)."""
-        now = self._clock()
         due: float | None = None
-        if self._ready:
-            due = self._retry_at
+        if self._has_backlog():
+            due = max(self._retry_at, self._not_before)
         open_batch = self._batcher.open
         if open_batch is not None:
             age_due = open_batch.created + self._max_age
             due = age_due if due is None else min(due, age_due)
-        return None if due is None else due - now
+        return None if due is None else due - self._clock()
 
     def _ingest(self, events: list[dict[str, object]]) -> None:
         now = self._clock()
         encode = self._transformer.encode
+        runtime_done = False
         for event in events:
             entry = encode(event)
             if entry is None:
@@ -187,14 +211,11 @@ class DeliveryWorker:
                 record = event.get("record")
                 request_id = record.get("requestId") if isinstance(record, dict) else None
                 mark = request_id if isinstance(request_id, str) else ""
-            full = self._batcher.add(entry, now, mark)
-            if full is not None:
-                self._enqueue(full)
-        open_batch = self._batcher.open
-        if open_batch is not None and open_batch.marks:
+                runtime_done = True
+            self._enqueue(self._batcher.add(entry, now, mark))
+        if runtime_done and self._send_on_runtime_done:
             # An invocation is waiting to be released: don't wait for the batch to fill, and
-            # don't sit out a backoff begun in an earlier invocation either — each invocation
-            # gets a fresh attempt, bounded by its flush budget.
+            # don't sit out a backoff begun in an earlier invocation either.
             self._enqueue(self._batcher.take())
             self._retry_at = 0.0
 
@@ -206,38 +227,88 @@ class DeliveryWorker:
         while self._ready_bytes > self._config.max_buffer_bytes and len(self._ready) > 1:
             oldest = self._ready.popleft()
             self._ready_bytes -= oldest.size
-            self._account_dropped(oldest, "buffer_full")
+            self._spill_or_drop(oldest)
+
+    def _spill_or_drop(self, batch: Batch) -> None:
+        payload = batch.payload()
+        if not self._spill.can_hold(len(payload) + 512):
+            self._drop(batch, "buffer_full")
+            return
+        try:
+            dropped = self._spill.write(batch.batch_id, len(batch), payload)
+        except OSError as exc:
+            log.error(f"could not spill a batch to {self._spill.directory}: {exc}")
+            self._drop(batch, "buffer_full")
+            return
+        self._stats.add("spilled", len(batch))
+        # Safe on disk; an invocation gains nothing by waiting for it.
+        self._progress.delivered(batch.marks)
+        if dropped:
+            # The oldest file goes first, and it may be the one loaded for sending.
+            self._spilled_head = None
+        for records in dropped:
+            self._stats.drop("spill_full", records)
+            self._report_drop("spill_full", records)
+        if dropped:
             log.error(
-                f"buffer full ({self._config.max_buffer_bytes} bytes): dropped the oldest batch "
-                f"of {len(oldest)} records"
+                f"spill directory full ({self._spill.max_bytes} bytes): dropped the "
+                f"oldest {sum(dropped)} records"
             )
+
+    def _head(self) -> AnyBatch | None:
+        if self._front:
+            return self._front[0]
+        if len(self._spill):
+            if self._spilled_head is None:
+                self._spilled_head = self._spill.read_oldest()
+            if self._spilled_head is not None:
+                return self._spilled_head
+        return self._ready[0] if self._ready else None
+
+    def _pop_head(self, head: AnyBatch) -> None:
+        if self._front and head is self._front[0]:
+            self._front.popleft()
+        elif head is self._spilled_head:
+            self._spill.remove(self._spilled_head.path)
+            self._spilled_head = None
+        else:
+            self._ready.popleft()
+            self._ready_bytes -= head.size
 
     def _send_due(self, deadline: float | None = None) -> None:
         open_batch = self._batcher.open
-        now = self._clock()
         if open_batch is not None and (
-            deadline is not None or now >= open_batch.created + self._max_age
+            deadline is not None or self._clock() >= open_batch.created + self._max_age
         ):
             self._enqueue(self._batcher.take())
-        while self._ready and self._clock() >= self._retry_at:
-            if deadline is not None and self._clock() >= deadline:
+        while True:
+            now = self._clock()
+            if now < self._retry_at or now < self._not_before:
                 return
-            if not self._send(self._ready[0], deadline):
+            if deadline is not None and now >= deadline:
                 return
-            sent = self._ready.popleft()
-            self._ready_bytes -= sent.size
+            head = self._head()
+            if head is None or not self._send(head, deadline):
+                return
 
-    def _send(self, batch: Batch, deadline: float | None) -> bool:
-        """Send the head batch; True when it is accounted for (delivered or dropped for good)."""
+    def _send(self, batch: AnyBatch, deadline: float | None) -> bool:
+        """Send the head batch; True when it is accounted for (delivered, split or dropped)."""
         transport = self._transport
         if transport is None:
-            self._account_dropped(batch, "no_transport")
+            self._pop_head(batch)
+            self._drop(batch, "no_transport")
             return True
         timeout = self._config.timeout_seconds
         if deadline is not None:
             timeout = max(0.001, min(timeout, deadline - self._clock()))
         body = batch.body()
+        raw_size = len(body)
         headers = {"Idempotency-Key": batch.batch_id, "X-Request-Id": batch.batch_id}
+        if self._config.compression == "gzip":
+            from .compression import gzip_bytes
+
+            body = gzip_bytes(body, self._config.compression_level)
+            headers["Content-Encoding"] = "gzip"
         started = self._clock()
         result = transport.send(body, headers, timeout)
         elapsed_ms = (self._clock() - started) * 1000
@@ -245,42 +316,80 @@ class DeliveryWorker:
         if batch.attempts > 1:
             self._stats.add("retried", len(batch))
         if result.ok:
-            self._stats.add("delivered", len(batch))
+            self._pop_head(batch)
+            self._stats.add("delivered", len(batch) - batch.reports)
             self._stats.add("batches")
             self._retry_at = 0.0
             self._progress.delivered(batch.marks)
+            self._queue_drop_reports()
             if log.enabled(log.DEBUG):
                 log.debug(
-                    f"sent batch {batch.batch_id}: {len(batch)} records, {len(body)} bytes, "
+                    f"sent batch {batch.batch_id}: {len(batch)} records, {raw_size} bytes"
+                    f"{f' ({len(body)} gzipped)' if len(body) != raw_size else ''}, "
                     f"HTTP {result.status} in {elapsed_ms:.1f} ms"
                 )
             return True
+        if result.status == 413:
+            return self._too_large(batch)
         if not result.retryable:
-            self._account_dropped(batch, f"http_{result.status}" if result.status else "error")
+            self._pop_head(batch)
+            self._drop(batch, f"http_{result.status}" if result.status else "error")
             log.error(
                 f"receiver refused a batch of {len(batch)} records ({result.error}); "
                 f"dropped{_hint(result)}"
             )
             return True
-        self._retry_at = self._clock() + backoff(batch.attempts)
+        now = self._clock()
+        self._retry_at = now + backoff(batch.attempts)
+        wait = parse_retry_after(result.retry_after, time.time())
+        if wait is not None:
+            self._not_before = now + wait
         log.warning(
             f"send failed ({result.error}) after {elapsed_ms:.0f} ms; {len(batch)} records kept, "
-            f"retry {batch.attempts} in {self._retry_at - self._clock():.2f} s"
+            f"retry {batch.attempts} in {max(self._retry_at, self._not_before) - now:.2f} s"
         )
         return False
+
+    def _too_large(self, batch: AnyBatch) -> bool:
+        """413: send the halves instead; a single record is truncated, then dropped."""
+        self._pop_head(batch)
+        entries = _entries_of(batch)
+        if len(entries) > 1:
+            middle = len(entries) // 2
+            first = Batch(self._clock(), entries[:middle])
+            second = Batch(self._clock(), entries[middle:])
+            second.marks = list(batch.marks)
+            self._front.extendleft((second, first))
+            log.warning(
+                f"receiver answered 413 to {len(entries)} records: sending halves "
+                "(lower HTTP_MAX_BATCH_BYTES to avoid this)"
+            )
+            return True
+        entry = entries[0] if entries else ""
+        limit = len(entry) // 2
+        if limit < _MIN_TRUNCATED_BYTES:
+            self._drop(batch, "too_large")
+            log.error("receiver refused even a single small record (413): dropped it")
+            return True
+        single = Batch(self._clock(), [truncate_entry(entry, limit)])
+        single.marks = list(batch.marks)
+        self._front.appendleft(single)
+        log.warning(f"receiver answered 413 to one record of {len(entry)} bytes: truncating it")
+        return True
 
     def _flush(self, request: _FlushRequest) -> None:
         try:
             while True:
                 self._drain_queue()
                 self._send_due(request.deadline)
-                if not self._ready and self._batcher.open is None:
+                if not self._has_backlog() and self._batcher.open is None:
                     request.complete = True
                     return
-                remaining = request.deadline - self._clock()
+                now = self._clock()
+                remaining = request.deadline - now
                 if remaining <= 0:
                     return
-                time.sleep(min(remaining, max(0.0, self._retry_at - self._clock())))
+                time.sleep(min(remaining, max(0.0, self._retry_at - now, self._not_before - now)))
         finally:
             request.done.set()
 
@@ -300,28 +409,70 @@ class DeliveryWorker:
                 item.done.set()
 
     def _finish(self) -> None:
+        """At stop: keep what is left on disk when possible (a reset keeps /tmp), else count it."""
         self._drain_queue()
         self._enqueue(self._batcher.take())
-        for batch in self._ready:
-            self._account_dropped(batch, "shutdown")
-        undelivered = sum(len(b) for b in self._ready)
-        if undelivered:
-            log.error(f"{undelivered} records could not be delivered before shutdown")
+        leftover = [*self._front, *self._ready]
+        self._front.clear()
         self._ready.clear()
+        self._ready_bytes = 0
+        kept = 0
+        for batch in leftover:
+            if self._spill.max_bytes and self._spill.can_hold(batch.size + 512):
+                self._spill_or_drop(batch)
+                kept += len(batch)
+            else:
+                self._drop(batch, "shutdown")
+        on_disk = self._spill.records
+        if kept or on_disk:
+            log.warning(
+                f"{on_disk} undelivered records kept in {self._spill.directory}: a new "
+                "extension process in this environment sends them first"
+            )
+        self._stats.add("on_disk", on_disk)
         if self._transport is not None:
             self._transport.close()
 
-    def _account_dropped(self, batch: Batch, reason: str) -> None:
-        self._stats.drop(reason, len(batch))
+    def _drop(self, batch: AnyBatch, reason: str) -> None:
+        records = len(batch) - batch.reports
+        self._stats.drop(reason, records)
         # The invocation waiting on these can't be helped by waiting longer.
         self._progress.delivered(batch.marks)
+        if records > 0:
+            self._report_drop(reason, records)
+
+    def _report_drop(self, reason: str, records: int) -> None:
+        """Remember lost records; they are reported after the next successful send.
+
+        Waiting for a success keeps reports from feeding an outage (a report spilled to a full
+        disk would push out another batch, which would need another report, ...).
+        """
+        if records > 0:
+            self._unreported[reason] = self._unreported.get(reason, 0) + records
+
+    def _queue_drop_reports(self) -> None:
+        """Put one report entry per reason at the head of the line."""
+        if not self._unreported:
+            return
+        entries = [self._transformer.drop_report(r, n) for r, n in self._unreported.items()]
+        self._unreported.clear()
+        batch = Batch(self._clock(), entries)
+        batch.reports = len(entries)
+        self._front.appendleft(batch)
+
+
+def _entries_of(batch: AnyBatch) -> list[str]:
+    if isinstance(batch, Batch):
+        return batch.entries
+    import json
+
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    return [dumps(entry) for entry in json.loads(b"[" + batch.payload + b"]")]
 
 
 def _hint(result: SendResult) -> str:
     if result.status in (401, 403):
         return ": check HTTP_AUTH_TYPE and the credentials"
-    if result.status == 413:
-        return ": lower HTTP_MAX_BATCH_BYTES below the receiver's request size limit"
     if result.status == 404:
         return ": check the path in HTTP_ENDPOINT"
     return ""

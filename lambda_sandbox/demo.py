@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     receiver = None if user_endpoint else Receiver(workdir)
     env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_PREFIXES)}
     env["HTTP_LISTENER_PORT"] = env.get("HTTP_LISTENER_PORT") or str(_free_port())
+    # A fresh spill directory: batches left by an earlier demo must not count in this one.
+    env.setdefault("HTTP_SPILL_DIR", str(workdir / "spill"))
     if receiver is not None:
         env["HTTP_ENDPOINT"] = receiver.url
     many = args.invocations > 10 or args.lines > 20

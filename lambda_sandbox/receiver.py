@@ -28,9 +28,10 @@ from urllib.request import Request, urlopen
 
 
 class _State:
-    def __init__(self, record: Path, echo: bool) -> None:
+    def __init__(self, record: Path, echo: bool, max_body: int = 0) -> None:
         self.record = record
         self.echo = echo
+        self.max_body = max_body
         self.lock = threading.Lock()
         self.script: list[dict[str, Any]] = []
 
@@ -60,6 +61,9 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
                 with state.lock:
                     state.script = json.loads(body or b"[]")
                 self._answer(200, b"ok")
+                return
+            if state.max_body and length > state.max_body:
+                self._answer(413, b"request entity too large")
                 return
             step = state.next_response()
             if step.get("reset"):
@@ -121,8 +125,8 @@ def _echo(body: bytes) -> None:
               f"{message[:150]}", flush=True)
 
 
-def serve(port: int, record: Path, echo: bool = False) -> None:
-    state = _State(record, echo)
+def serve(port: int, record: Path, echo: bool = False, max_body: int = 0) -> None:
+    state = _State(record, echo, max_body)
     server = ThreadingHTTPServer(("127.0.0.1", port), _handler(state))
     server.daemon_threads = True
     print(f"LISTENING {server.server_address[1]}", flush=True)
@@ -132,11 +136,12 @@ def serve(port: int, record: Path, echo: bool = False) -> None:
 class Receiver:
     """A receiver process owned by a test: start, read what it recorded, script it, stop."""
 
-    def __init__(self, directory: Path, python: str = sys.executable) -> None:
+    def __init__(self, directory: Path, python: str = sys.executable, max_body: int = 0) -> None:
         self.record = directory / f"received-{os.getpid()}-{id(self)}.jsonl"
         self.record.touch()
         self._process = subprocess.Popen(
-            [python, __file__, "--port", "0", "--record", str(self.record)],
+            [python, __file__, "--port", "0", "--record", str(self.record),
+             "--max-body", str(max_body)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -185,9 +190,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--record", type=Path, required=True)
     parser.add_argument("--print", dest="echo", action="store_true", help="echo received entries")
+    parser.add_argument("--max-body", type=int, default=0, help="answer 413 above this many bytes")
     args = parser.parse_args()
     try:
-        serve(args.port, args.record, args.echo)
+        serve(args.port, args.record, args.echo, args.max_body)
     except KeyboardInterrupt:
         pass
 

@@ -60,7 +60,9 @@ def code_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run(real_layer: Path, code_dir: Path, receiver: Receiver) -> Iterator[Callable[..., Sandbox]]:
+def run(
+    real_layer: Path, code_dir: Path, receiver: Receiver, tmp_path: Path
+) -> Iterator[Callable[..., Sandbox]]:
     """Start a sandbox running the real layer against ``receiver``; always shut down."""
     made: list[Sandbox] = []
 
@@ -70,6 +72,7 @@ def run(real_layer: Path, code_dir: Path, receiver: Receiver) -> Iterator[Callab
             "HTTP_LISTENER_PORT": str(free_port()),
             "HTTP_AUTH_TYPE": "bearer",
             "HTTP_AUTH_CREDENTIALS": CREDENTIAL,
+            "HTTP_SPILL_DIR": str(tmp_path / "spill"),
             **(env or {}),
         }
         sandbox = Sandbox(

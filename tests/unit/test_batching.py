@@ -71,3 +71,23 @@ def test_envelope_size_constant_matches() -> None:
     batch = batcher.take()
     assert batch is not None
     assert len(batch.body()) == ENVELOPE_BYTES + 2
+
+
+def test_truncate_entry_cuts_the_message_and_drops_the_record() -> None:
+    from lambda_logs_http.batching import truncate_entry
+
+    entry = json.dumps({"message": "m" * 5000 + "\n" * 100, "level": "INFO",
+                        "record": {"big": "x" * 5000}})
+    shrunk = truncate_entry(entry, 1000)
+    assert len(shrunk) <= 1000 and shrunk.isascii()
+    fields = json.loads(shrunk)
+    assert "record" not in fields and fields["level"] == "INFO"
+    assert fields["message"].startswith("mmm") and "truncated by lambda-logs-http" in fields["message"]
+    assert truncate_entry('{"message":"short"}', 1000) == '{"message":"short"}'
+
+
+def test_an_entry_larger_than_any_batch_is_truncated_to_fit() -> None:
+    batcher = Batcher(2048, 100)
+    batcher.add(json.dumps({"message": "z" * 10_000}), 0.0)
+    batch = batcher.take()
+    assert batch is not None and len(batch.body()) <= 2048

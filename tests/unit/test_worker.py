@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from lambda_logs_http.auth import Auth
 from lambda_logs_http.config import Config, load
 from lambda_logs_http.progress import DELIVERED, InvocationProgress
+from lambda_logs_http.retry import backoff
 from lambda_logs_http.stats import Stats
 from lambda_logs_http.transform import EntryContext, Transformer
 from lambda_logs_http.transport import HttpTransport
-from lambda_logs_http.worker import DeliveryWorker, backoff
+from lambda_logs_http.worker import DeliveryWorker
 from lambda_sandbox.receiver import Receiver
 
 
@@ -41,11 +43,12 @@ class Running:
 
 
 @pytest.fixture
-def make(receiver: Receiver) -> Iterator[object]:
+def make(receiver: Receiver, tmp_path: Path) -> Iterator[object]:
     started: list[Running] = []
 
     def build(**settings: str) -> Running:
-        running = Running(load({"HTTP_ENDPOINT": receiver.url, **settings}))
+        base = {"HTTP_ENDPOINT": receiver.url, "HTTP_SPILL_DIR": str(tmp_path / "spill")}
+        running = Running(load({**base, **settings}))
         started.append(running)
         return running
 
@@ -110,7 +113,7 @@ def test_flush_delivers_everything_before_the_deadline(make, receiver: Receiver)
     assert [e["message"] for e in receiver.entries()] == ["a"]
 
 
-def test_flush_gives_up_at_the_deadline(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+def test_flush_gives_up_at_the_deadline_and_keeps_the_rest_on_disk(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
     receiver.script([{"status": 503, "times": 1000}])
     running = make()
     running.worker.submit([{"time": "t", "type": "function", "record": "a"}])
@@ -118,17 +121,112 @@ def test_flush_gives_up_at_the_deadline(make, receiver: Receiver) -> None:  # ty
     assert running.worker.flush(started + 0.5) is False
     assert time.monotonic() - started < 1.5
     assert running.worker.stop(5)
+    assert running.stats.dropped == {} and running.stats.on_disk == 1
+
+
+def test_without_a_spill_directory_leftovers_are_counted_as_dropped(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    receiver.script([{"status": 503, "times": 1000}])
+    running = make(HTTP_MAX_SPILL_BYTES="0")
+    running.worker.submit([{"time": "t", "type": "function", "record": "a"}])
+    assert running.worker.flush(time.monotonic() + 0.3) is False
+    assert running.worker.stop(5)
     assert running.stats.dropped == {"shutdown": 1}
 
 
-def test_buffer_cap_drops_oldest(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+def test_over_the_memory_cap_batches_spill_to_disk_and_are_sent_first(make, receiver: Receiver, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     receiver.script([{"status": 503, "times": 1000}])
     running = make(HTTP_MAX_BUFFER_BYTES="4096", HTTP_MAX_BATCH_BYTES="1024")
     for n in range(10):
         running.worker.submit(function_lines(5, request_id=f"r-{n}"))
-    assert running.progress.wait("r-5", time.monotonic() + 5, 5) == DELIVERED  # dropped = released
-    assert running.stats.dropped_total() > 0
-    assert running.stats.dropped.keys() == {"buffer_full"}
+    # Spilled batches release their invocation: nothing is gained by waiting for them.
+    assert running.progress.wait("r-5", time.monotonic() + 5, 5) == DELIVERED
+    assert running.stats.spilled > 0 and running.stats.dropped == {}
+    assert list((tmp_path / "spill").glob("*.batch"))
+    receiver.script([])
+    assert running.progress.wait("r-9", time.monotonic() + 15, 15) == DELIVERED
+    assert running.worker.flush(time.monotonic() + 10)
+    messages = [e["message"] for e in receiver.entries()]
+    expected = [m for n in range(10) for m in [f"line {i}" for i in range(5)] + [f"END RequestId: r-{n}"]]
+    assert messages == expected  # nothing lost, nothing twice, order kept across disk and memory
+    assert not list((tmp_path / "spill").glob("*.batch"))
+
+
+def test_spilled_batches_survive_a_restart(make, receiver: Receiver, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    receiver.script([{"status": 503, "times": 1000}])
+    first = make()
+    first.worker.submit(function_lines(3))
+    assert first.worker.flush(time.monotonic() + 0.3) is False
+    assert first.worker.stop(5)  # e.g. SHUTDOWN after a function timeout: Lambda keeps /tmp
+    assert first.stats.on_disk == 4
+    receiver.script([])
+    second = make()  # the new extension process in the same environment
+    second.worker.submit([{"time": "t", "type": "function", "record": "after restart"}])
+    assert second.worker.flush(time.monotonic() + 5)
+    messages = [e["message"] for e in receiver.entries()]
+    assert messages == ["line 0", "line 1", "line 2", "END RequestId: r-1", "after restart"]
+
+
+def test_beyond_both_caps_the_oldest_are_dropped_and_reported(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    receiver.script([{"status": 503, "times": 1000}])
+    running = make(HTTP_MAX_BUFFER_BYTES="2048", HTTP_MAX_BATCH_BYTES="1024", HTTP_MAX_SPILL_BYTES="3000")
+    for n in range(20):
+        running.worker.submit(function_lines(5, request_id=f"r-{n}"))
+    # r-16 was pushed out of memory (spilled or dropped), so every push before it was ingested.
+    assert running.progress.wait("r-16", time.monotonic() + 5, 5) == DELIVERED
+    receiver.script([])
+    assert running.worker.flush(time.monotonic() + 10)
+    dropped = running.stats.dropped.get("spill_full", 0)
+    assert dropped > 0 and running.stats.dropped.keys() == {"spill_full"}
+    reports = [e for e in receiver.entries() if e["message"].startswith("LOGS_DROPPED")]
+    assert reports and all(e["level"] == "WARN" and e["log_type"] == "extension" for e in reports)
+    assert sum(e["record"]["droppedRecords"] for e in reports) == dropped
+    delivered = [e for e in receiver.entries() if not e["message"].startswith("LOGS_DROPPED")]
+    assert len(delivered) + dropped == 20 * 6  # every record accounted for
+
+
+def test_retry_after_is_honoured(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    receiver.script([{"status": 429, "retry_after": "1"}])
+    running = make()
+    started = time.monotonic()
+    running.worker.submit(function_lines(1))
+    assert running.progress.wait("r-1", time.monotonic() + 5, 5) == DELIVERED
+    times = [r["time"] for r in receiver.requests()]
+    assert len(times) == 1 and time.monotonic() - started >= 0.95
+
+
+def test_413_splits_the_batch_then_truncates_a_single_record(make, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with Receiver(tmp_path, max_body=3000) as small:
+        running = make(HTTP_ENDPOINT=small.url)
+        lines = [{"time": "t", "type": "function", "record": f"line {i} " + "x" * 300} for i in range(20)]
+        lines.append({"time": "t", "type": "function", "record": "huge " + "y" * 10_000})
+        lines.append({"time": "t", "type": "platform.runtimeDone", "record": {"requestId": "r-1"}})
+        running.worker.submit(lines)
+        assert running.progress.wait("r-1", time.monotonic() + 10, 10) == DELIVERED
+        entries = small.entries()
+        assert [e["message"][:7] for e in entries[:20]] == [f"line {i} "[:7] for i in range(20)]
+        huge = entries[20]["message"]
+        assert huge.startswith("huge yyy") and "truncated by lambda-logs-http" in huge
+        assert entries[21]["message"] == "END RequestId: r-1"
+        assert running.stats.dropped == {}
+
+
+def test_gzip(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    running = make(HTTP_COMPRESSION="gzip", HTTP_COMPRESSION_LEVEL="6")
+    running.worker.submit(function_lines(50))
+    assert running.progress.wait("r-1", time.monotonic() + 5, 5) == DELIVERED
+    (request,) = receiver.requests()
+    assert request["headers"]["Content-Encoding"] == "gzip"
+    assert request["wire_bytes"] < len(request["body"]) / 3
+    assert len(receiver.entries()) == 51
+
+
+def test_periodic_strategy_does_not_send_on_runtime_done(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    running = make(HTTP_FLUSH_STRATEGY="periodic", HTTP_BATCH_MAX_AGE_MS="300")
+    running.worker.submit(function_lines(2))
+    time.sleep(0.1)
+    assert receiver.requests() == []
+    assert running.progress.wait("r-1", time.monotonic() + 5, 5) == DELIVERED
+    assert len(receiver.entries()) == 3
 
 
 def test_backoff_is_capped_full_jitter() -> None:
