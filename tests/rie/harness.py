@@ -324,10 +324,23 @@ def awslambdaric_bootstrap(handler: str = "app.handler") -> str:
     the extensions as an unprivileged user (uid 993), which cannot enter /root.
     Raises ImportError when awslambdaric is not installed.
     """
+    _site_dir()  # raises ImportError early when awslambdaric is missing
+    return (
+        f"#!/bin/sh\nPYTHONPATH={NAMESPACE_SITE_DIR} "
+        f"exec /var/lang/bin/python3 -m awslambdaric {handler}\n"
+    )
+
+
+# Where the driver makes this process's site-packages visible inside the namespace. The real
+# directory may sit under /tmp (a checkout or CI clone there), which the namespace covers with
+# a tmpfs: so it is bind-mounted here first, under the /var tmpfs, before /tmp is covered.
+NAMESPACE_SITE_DIR = "/var/rie-site"
+
+
+def _site_dir() -> str:
     import awslambdaric  # optional: only scenarios that use it need it
 
-    site = Path(awslambdaric.__file__).resolve().parent.parent
-    return f"#!/bin/sh\nPYTHONPATH={site} exec /var/lang/bin/python3 -m awslambdaric {handler}\n"
+    return str(Path(awslambdaric.__file__).resolve().parent.parent)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -413,6 +426,7 @@ def run_rie_scenario(
         "rie_args": list(rie_args),
         "layer_dir": str(Path(layer_dir).resolve()) if layer_dir is not None else None,
         "python_prefix": str(Path(python_prefix).resolve()),
+        "site_dir": _optional_site_dir(),
         "task_files": files,
         "env": full_env,
         "invocations": [_payload_text(p) for p in invocations],
@@ -542,6 +556,11 @@ def _setup_namespace(spec: dict[str, Any]) -> Path:
     if _under(Path(prefix), "/var") or _under(Path(prefix), "/tmp"):
         raise RuntimeError(f"python_prefix {prefix} would be hidden by the /var or /tmp tmpfs")
     _run("mount", "-t", "tmpfs", "-o", "size=512m,mode=755", "tmpfs", "/var")
+    if spec.get("site_dir"):
+        # Before /tmp is covered: the site directory may live under it (see NAMESPACE_SITE_DIR).
+        os.makedirs(NAMESPACE_SITE_DIR)
+        _run("mount", "--bind", spec["site_dir"], NAMESPACE_SITE_DIR)
+        _run("mount", "-o", "remount,ro,bind", NAMESPACE_SITE_DIR)
     _run("mount", "-t", "tmpfs", "-o", "size=512m,mode=1777", "tmpfs", "/tmp")
     os.makedirs("/var/lang")
     _run("mount", "--bind", prefix, "/var/lang")
@@ -568,6 +587,13 @@ def _setup_namespace(spec: dict[str, Any]) -> Path:
         binary.write_bytes(stash)
         binary.chmod(0o755)
     return binary
+
+
+def _optional_site_dir() -> str | None:
+    try:
+        return _site_dir()
+    except ImportError:
+        return None
 
 
 def _under(path: Path, top: str) -> bool:
