@@ -99,11 +99,13 @@ class Batcher:
         self.max_bytes = max_bytes
         self.max_records = max_records
         self.open: Batch | None = None
+        self.truncated = 0  # entries cut to fit max_bytes
 
     def add(self, entry: str, now: float, mark: str = "", report: bool = False) -> Batch | None:
         """Add one entry; return the previous batch if this entry did not fit in it."""
         if len(entry) + ENVELOPE_BYTES > self.max_bytes:
             entry = truncate_entry(entry, self.max_bytes - ENVELOPE_BYTES)
+            self.truncated += 1
         full = None
         batch = self.open
         added = len(entry) + (1 if batch is not None and batch.entries else 0)

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 DEFAULT_NAME = "lambda-logs-http"
 # Time kept back at shutdown for stopping threads and printing the summary.
 SHUTDOWN_RESERVE_SECONDS = 0.1
+# Time kept back at shutdown for writing what could not be delivered to the spill directory.
+SPILL_RESERVE_SECONDS = 0.25
 # How long to wait at shutdown for the last invocation's platform.report to be pushed.
 REPORT_GRACE_SECONDS = 0.3
 
@@ -111,6 +113,7 @@ class Extension:
         self.worker: DeliveryWorker | None = None
         self.telemetry_active = False
         self.last_request_id = ""
+        self._released_early = 0  # invocations in a row released before their logs were sent
         # The "end" strategy holds each invocation until its logs are delivered; "periodic"
         # releases it at once and lets the worker send in the background.
         self.hold_invocations = config.flush_strategy == "end"
@@ -236,48 +239,63 @@ class Extension:
     def _wait_for_delivery(self, request_id: str, deadline: float, budget: float) -> None:
         started = time.monotonic()
         outcome = self.progress.wait(request_id, deadline, budget)
+        held_ms = (time.monotonic() - started) * 1000
+        if outcome == "delivered":
+            if self._released_early:
+                log.info(
+                    f"invocations are delivered in time again ({self._released_early} "
+                    "were released early)"
+                )
+                self._released_early = 0
+            if log.enabled(log.DEBUG):
+                log.debug(f"invocation {request_id} delivered; held {held_ms:.1f} ms")
+            return
+        pending = self.worker.pending_records() if self.worker else 0
         if outcome == "deadline":
-            pending = self.worker.pending_records() if self.worker else 0
-            log.warning(
-                f"invocation {request_id} reached its deadline: released it without waiting "
-                f"for its logs; {pending} records stay queued for the next invocation or shutdown"
+            message = (
+                f"invocation {request_id} reached its deadline: released it without "
+                f"waiting for its logs; {pending} records stay queued for the next "
+                "invocation or shutdown"
             )
-        elif outcome == "budget":
-            pending = self.worker.pending_records() if self.worker else 0
-            log.warning(
-                f"released invocation {request_id} after the {budget * 1000:.0f} ms flush budget "
-                f"(receiver slow or down?); {pending} undelivered records stay queued"
+        else:
+            message = (
+                f"released invocation {request_id} after the {budget * 1000:.0f} ms flush "
+                f"budget (receiver slow or down?); {pending} undelivered records stay "
+                "queued"
             )
-        elif log.enabled(log.DEBUG):
-            log.debug(
-                f"invocation {request_id} delivered; "
-                f"held {(time.monotonic() - started) * 1000:.1f} ms"
-            )
+        # One warning per streak: a receiver that is down would otherwise add a line to every
+        # invocation's logs.
+        log.emit(log.DEBUG if self._released_early else log.WARNING, message)
+        self._released_early += 1
 
     def _shutdown(self, deadline: float, last_request_id: str) -> None:
-        """Deliver everything still held before ``deadline``, then stop the threads."""
-        send_deadline = deadline - SHUTDOWN_RESERVE_SECONDS
+        """Deliver everything still held before ``deadline``, then stop the threads.
+
+        What cannot be delivered in time goes to the spill directory (a reset keeps /tmp), so
+        the end of the window is kept free for that: a send still in flight then is aborted.
+        """
+        keep_deadline = deadline - SHUTDOWN_RESERVE_SECONDS
+        send_deadline = keep_deadline - SPILL_RESERVE_SECONDS
         if self.telemetry_active and last_request_id:
             # The last invocation's platform.report is pushed only after we called /event/next.
             grace = min(time.monotonic() + REPORT_GRACE_SECONDS, send_deadline)
             self.progress.wait_report(last_request_id, grace)
         if self.listener is not None:
             self.listener.stop(timeout=0.5)
-        if self.worker is not None:
-            complete = self.worker.flush(send_deadline)
-            if not complete:
-                log.error(
-                    f"shutdown deadline reached with {self.worker.pending_records()} records "
-                    "undelivered"
-                )
-        self._stop_threads(deadline)
+        if self.worker is not None and not self.worker.flush(send_deadline):
+            self.worker.abort_send()
+        self._stop_threads(keep_deadline)
         log.info(f"shutdown summary: {self.stats.summary()}")
 
     def _stop_threads(self, deadline: float) -> None:
         if self.listener is not None:
             self.listener.stop(timeout=max(0.05, deadline - time.monotonic()))
         if self.worker is not None and not self.worker.stop(max(0.05, deadline - time.monotonic())):
-            log.error("the worker did not stop in time (a send is stuck); exiting anyway")
+            # Stuck beyond an abort (e.g. in a connect): what it holds is lost; say so.
+            pending = self.worker.pending_records()
+            self.stats.drop("shutdown_stuck_send", pending)
+            log.error(f"the worker did not stop in time; {pending} records are lost")
+            log.info(f"shutdown summary: {self.stats.summary()}")
             sys.stdout.flush()
             os._exit(0)
 

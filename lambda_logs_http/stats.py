@@ -20,6 +20,7 @@ class Stats:
         self.retried = 0
         self.batches = 0
         self.spilled = 0
+        self.truncated = 0
         self.on_disk = 0
         self.dropped: dict[str, int] = {}
 
@@ -46,6 +47,6 @@ class Stats:
                 f"received={self.received} delivered={self.delivered} retried={self.retried} "
                 f"dropped={dropped}"
                 + (f" ({reasons})" if reasons else "")
-                + f" spilled={self.spilled} on_disk={self.on_disk}"
+                + f" spilled={self.spilled} on_disk={self.on_disk} truncated={self.truncated}"
                 + f" skipped={self.skipped} batches={self.batches}"
             )

@@ -31,10 +31,11 @@ class SendResult:
     """The outcome of one send.
 
     ``status`` is the HTTP status (0 when no response came); ``retryable`` says whether the same
-    body may succeed later; ``error`` explains a failure in words fit for a log line.
+    body may succeed later; ``error`` explains a failure in words fit for a log line;
+    ``needs_fix`` marks failures that only a configuration change can end (worth an ERROR).
     """
 
-    __slots__ = ("ok", "status", "retryable", "error", "retry_after")
+    __slots__ = ("ok", "status", "retryable", "error", "retry_after", "needs_fix")
 
     def __init__(
         self,
@@ -43,12 +44,14 @@ class SendResult:
         retryable: bool = False,
         error: str = "",
         retry_after: str | None = None,
+        needs_fix: bool = False,
     ) -> None:
         self.ok = ok
         self.status = status
         self.retryable = retryable
         self.error = error
         self.retry_after = retry_after
+        self.needs_fix = needs_fix
 
 
 class Transport:
@@ -59,6 +62,9 @@ class Transport:
 
     def close(self) -> None:
         """Release connections; safe to call twice."""
+
+    def abort(self) -> None:
+        """Make a send blocked in another thread fail now; safe when nothing is in flight."""
 
 
 def redact_url(url: str) -> str:
@@ -157,6 +163,16 @@ class HttpTransport(Transport):
             except OSError:
                 pass
 
+    def abort(self) -> None:
+        connection = self._connection
+        sock = connection.sock if connection is not None else None
+        if sock is not None:
+            try:
+                # shutdown(), unlike close(), wakes a thread blocked in recv() or send().
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _connect(self, timeout: float) -> http.client.HTTPConnection:
         import http.client
 
@@ -197,6 +213,7 @@ class HttpTransport(Transport):
                 f"TLS certificate verification failed for {self._host}: "
                 f"{getattr(exc, 'verify_message', '') or exc}; set HTTP_CA_BUNDLE to the "
                 "receiver's CA file (HTTP_TLS_VERIFY=false only for testing)",
+                needs_fix=True,
             )
         if isinstance(exc, TimeoutError) or type(exc).__name__ == "timeout":
             return SendResult(False, 0, True, "timed out waiting for the receiver")

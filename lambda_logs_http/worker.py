@@ -20,13 +20,13 @@ receiver in a record of their own.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import deque
 
 from . import log
 from .batching import Batch, Batcher, truncate_entry
+from .inbox import Inbox
 from .retry import backoff, parse_retry_after
 from .spill import SpillStore
 
@@ -46,7 +46,11 @@ if TYPE_CHECKING:
 
 RUNTIME_DONE = "platform.runtimeDone"
 _STOP = object()
-_MAX_QUEUED_PUSHES = 10_000
+# Parsed records waiting for the worker (about 0.5 KB each): bounds memory when pushes arrive
+# faster than they are encoded, e.g. while a slow send is in flight.
+_MAX_QUEUED_RECORDS = 20_000
+# How long the listener may wait for room before asking Lambda to retry the push later.
+_SUBMIT_WAIT_SECONDS = 0.5
 _MIN_TRUNCATED_BYTES = 1024
 
 
@@ -78,7 +82,7 @@ class DeliveryWorker:
         self._progress = progress
         self._stats = stats
         self._clock = clock
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=_MAX_QUEUED_PUSHES)
+        self._inbox = Inbox(_MAX_QUEUED_RECORDS)
         self._batcher = Batcher(config.max_batch_bytes, config.max_batch_records)
         self._front: deque[Batch] = deque()  # halves of a batch refused with 413
         self._spill = SpillStore(config.spill_dir, config.max_spill_bytes)
@@ -90,18 +94,17 @@ class DeliveryWorker:
         self._max_age = config.batch_max_age_ms / 1000.0
         self._send_on_runtime_done = config.flush_strategy == "end"
         self._unreported: dict[str, int] = {}  # reason -> records dropped, not yet reported
+        self._failing = ""  # the error of the current streak of failed sends ("" when none)
+        self._failed_attempts = 0
         self._thread: threading.Thread | None = None
         self._stopped = False
 
     # -- called from other threads ------------------------------------------------------------
 
     def submit(self, events: list[dict[str, object]]) -> bool:
-        """Queue one push; False (never blocking) when the queue is full."""
-        try:
-            self._queue.put_nowait(events)
-        except queue.Full:
-            return False
-        return True
+        """Queue one push; when the worker is behind, wait briefly for room, else return False
+        (the listener then answers 503 and Lambda retries the push)."""
+        return self._inbox.put_push(events, _SUBMIT_WAIT_SECONDS)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -118,7 +121,7 @@ class DeliveryWorker:
         if self._thread is None or not self._thread.is_alive():
             return False
         request = _FlushRequest(deadline)
-        self._queue.put(request)  # the queue has room: the listener is stopped or idle by now
+        self._inbox.put(request)
         request.done.wait(max(0.0, deadline - self._clock()))
         return request.complete
 
@@ -131,17 +134,21 @@ class DeliveryWorker:
             return True
         if not self._stopped:
             self._stopped = True
-            try:
-                self._queue.put(_STOP, timeout=max(0.0, timeout))
-            except queue.Full:
-                pass
+            self._inbox.put(_STOP)
         self._thread.join(max(0.0, timeout))
         return not self._thread.is_alive()
+
+    def abort_send(self) -> None:
+        """Unblock a send stuck in flight (from another thread), so the worker can go on to
+        keep its backlog on disk before the shutdown deadline. The send counts as failed."""
+        transport = self._transport
+        if transport is not None:
+            transport.abort()
 
     def pending_records(self) -> int:
         """Records held but not delivered, in memory and on disk (approximate while running)."""
         open_batch = self._batcher.open
-        queued = sum(len(x) for x in list(self._queue.queue) if isinstance(x, list))
+        queued = self._inbox.records
         in_memory = sum(len(b) for b in (*self._front, *self._ready))
         return in_memory + (len(open_batch) if open_batch else 0) + queued + self._spill.records
 
@@ -173,15 +180,7 @@ class DeliveryWorker:
         self._finish()
 
     def _next_item(self) -> object:
-        timeout = self._wait_time()
-        try:
-            if timeout is None:
-                return self._queue.get()
-            if timeout <= 0:
-                return self._queue.get_nowait()
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        return self._inbox.get(self._wait_time())
 
     def _has_backlog(self) -> bool:
         return bool(self._front or len(self._spill) or self._ready)
@@ -213,6 +212,9 @@ class DeliveryWorker:
                 mark = request_id if isinstance(request_id, str) else ""
                 runtime_done = True
             self._enqueue(self._batcher.add(entry, now, mark))
+        if self._batcher.truncated:
+            self._count_truncated(self._batcher.truncated, "larger than a whole batch")
+            self._batcher.truncated = 0
         if runtime_done and self._send_on_runtime_done:
             # An invocation is waiting to be released: don't wait for the batch to fill, and
             # don't sit out a backoff begun in an earlier invocation either.
@@ -290,6 +292,9 @@ class DeliveryWorker:
             head = self._head()
             if head is None or not self._send(head, deadline):
                 return
+            # Take in what arrived during the send: pushes must reach the batcher (and its
+            # memory cap, and the disk) rather than pile up in the inbox behind a slow receiver.
+            self._ingest_pending()
 
     def _send(self, batch: AnyBatch, deadline: float | None) -> bool:
         """Send the head batch; True when it is accounted for (delivered, split or dropped)."""
@@ -322,6 +327,9 @@ class DeliveryWorker:
             self._retry_at = 0.0
             self._progress.delivered(batch.marks)
             self._queue_drop_reports()
+            if self._failing:
+                log.info(f"delivery resumed after {self._failed_attempts} failed attempts")
+                self._failing, self._failed_attempts = "", 0
             if log.enabled(log.DEBUG):
                 log.debug(
                     f"sent batch {batch.batch_id}: {len(batch)} records, {raw_size} bytes"
@@ -334,20 +342,37 @@ class DeliveryWorker:
         if not result.retryable:
             self._pop_head(batch)
             self._drop(batch, f"http_{result.status}" if result.status else "error")
-            log.error(
-                f"receiver refused a batch of {len(batch)} records ({result.error}); "
-                f"dropped{_hint(result)}"
-            )
+            if result.error != self._failing:
+                self._failing = result.error
+                log.error(
+                    f"receiver refused a batch of {len(batch)} records ({result.error}); "
+                    f"dropped{_hint(result)} (repeats are logged at debug level)"
+                )
+            elif log.enabled(log.DEBUG):
+                log.debug(f"receiver refused another batch of {len(batch)} records")
+            self._failed_attempts += 1
             return True
         now = self._clock()
         self._retry_at = now + backoff(batch.attempts)
         wait = parse_retry_after(result.retry_after, time.time())
         if wait is not None:
             self._not_before = now + wait
-        log.warning(
-            f"send failed ({result.error}) after {elapsed_ms:.0f} ms; {len(batch)} records kept, "
-            f"retry {batch.attempts} in {max(self._retry_at, self._not_before) - now:.2f} s"
-        )
+        self._failed_attempts += 1
+        retry_in = max(self._retry_at, self._not_before) - now
+        if result.error != self._failing:
+            # The first failure of a kind is logged; repeats only at debug level until
+            # delivery resumes, so a dead receiver can't flood the function's logs.
+            self._failing = result.error
+            log.emit(
+                log.ERROR if result.needs_fix else log.WARNING,
+                f"send failed ({result.error}); records are kept and retried with backoff "
+                f"(next in {retry_in:.2f} s; repeats of this error are logged at debug level)",
+            )
+        elif log.enabled(log.DEBUG):
+            log.debug(
+                f"send failed again ({result.error}) after {elapsed_ms:.0f} ms; "
+                f"attempt {batch.attempts}, retry in {retry_in:.2f} s"
+            )
         return False
 
     def _too_large(self, batch: AnyBatch) -> bool:
@@ -355,15 +380,20 @@ class DeliveryWorker:
         self._pop_head(batch)
         entries = _entries_of(batch)
         if len(entries) > 1:
+            # The receiver's limit is below this batch: keep later batches under half of it
+            # instead of having every one of them refused and split again.
+            limit = max(_MIN_TRUNCATED_BYTES * 4, batch.size // 2)
+            if limit < self._batcher.max_bytes:
+                self._batcher.max_bytes = limit
+                log.warning(
+                    f"receiver refused {batch.size} bytes (413): batches are now limited "
+                    f"to {limit} bytes (set HTTP_MAX_BATCH_BYTES below its limit)"
+                )
             middle = len(entries) // 2
             first = Batch(self._clock(), entries[:middle])
             second = Batch(self._clock(), entries[middle:])
             second.marks = list(batch.marks)
             self._front.extendleft((second, first))
-            log.warning(
-                f"receiver answered 413 to {len(entries)} records: sending halves "
-                "(lower HTTP_MAX_BATCH_BYTES to avoid this)"
-            )
             return True
         entry = entries[0] if entries else ""
         limit = len(entry) // 2
@@ -374,13 +404,22 @@ class DeliveryWorker:
         single = Batch(self._clock(), [truncate_entry(entry, limit)])
         single.marks = list(batch.marks)
         self._front.appendleft(single)
-        log.warning(f"receiver answered 413 to one record of {len(entry)} bytes: truncating it")
+        self._count_truncated(1, f"refused by the receiver (413) at {len(entry)} bytes")
         return True
+
+    def _count_truncated(self, records: int, why: str) -> None:
+        """Truncation keeps the record but loses text: count it, and say so (once loudly)."""
+        if not self._stats.truncated:
+            log.warning(
+                f"truncated a record {why}; its message ends with a marker (further "
+                "truncations are counted in the shutdown summary)"
+            )
+        self._stats.add("truncated", records)
 
     def _flush(self, request: _FlushRequest) -> None:
         try:
             while True:
-                self._drain_queue()
+                self._ingest_pending()
                 self._send_due(request.deadline)
                 if not self._has_backlog() and self._batcher.open is None:
                     request.complete = True
@@ -393,24 +432,17 @@ class DeliveryWorker:
         finally:
             request.done.set()
 
-    def _drain_queue(self) -> None:
-        """Ingest every push already queued (a flush covers everything received so far)."""
+    def _ingest_pending(self) -> None:
+        """Ingest the pushes at the head of the inbox, up to the first control item."""
         while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+            events = self._inbox.get_push_nowait()
+            if events is None:
                 return
-            if isinstance(item, list):
-                self._ingest(item)
-            elif item is _STOP:
-                self._queue.put_nowait(_STOP)  # keep it for the main loop
-                return
-            elif isinstance(item, _FlushRequest):
-                item.done.set()
+            self._ingest(events)
 
     def _finish(self) -> None:
         """At stop: keep what is left on disk when possible (a reset keeps /tmp), else count it."""
-        self._drain_queue()
+        self._ingest_pending()
         self._enqueue(self._batcher.take())
         leftover = [*self._front, *self._ready]
         self._front.clear()
