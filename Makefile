@@ -167,6 +167,29 @@ test: venv
 lint: venv
 	'$(VENV)/bin/ruff' check .
 
+# The fault matrix (tests/faults): the built layer in the sandbox, frozen between invocations,
+# against nginx (TLS, basic auth) and a mitmproxy fault layer; prints lost and duplicated records,
+# added latency and the flush bound per scenario as a Markdown table. FAULT_BURST_RECORDS sets the
+# burst's size (default 1,000,000); the figures stay in FAULT_MATRIX_OUT/results.jsonl.
+FAULT_MATRIX_OUT ?= $(OUT_DIR)/fault-matrix
+.PHONY: fault_matrix
+fault_matrix: venv
+	@rm -f '$(FAULT_MATRIX_OUT)/results.jsonl'
+	@status=0; FAULT_MATRIX_OUT='$(FAULT_MATRIX_OUT)' '$(VENV)/bin/python' -m pytest tests/faults \
+	  $(PYTEST_ARGS) || status=$$?; \
+	echo; '$(VENV)/bin/python' tests/faults/report.py '$(FAULT_MATRIX_OUT)/results.jsonl'; \
+	exit $$status
+
+# Performance (bench/README.md): builds the layer from the working tree, prints the tables and
+# saves bench/results/<timestamp>.json. bench takes ~5 minutes; bench_quick under a minute.
+# BENCH_ARGS passes options through, e.g. BENCH_ARGS='--python /path/to/python3 --json out.json'.
+.PHONY: bench bench_quick
+bench: venv
+	'$(VENV)/bin/python' -m bench.bench $(BENCH_ARGS)
+
+bench_quick: venv
+	'$(VENV)/bin/python' -m bench.bench --quick $(BENCH_ARGS)
+
 clean:
 	rm -rf '$(OUT_DIR)' build .pytest_cache .ruff_cache
 	find . -path './$(VENV)' -prune -o -name __pycache__ -type d -exec rm -rf {} +
