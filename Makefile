@@ -49,6 +49,7 @@ help:
 	@echo "  demo                        see it work locally: build, run a function in the sandbox (INVOCATIONS= LINES= LOG_FORMAT=)"
 	@echo "  test                        run the test suite in $(VENV) (created from requirements-dev.txt)"
 	@echo "  lint                        ruff check"
+	@echo "  fault_matrix                delivery under receiver faults, end to end; prints the table"
 	@echo "  clean                       remove $(OUT_DIR)/ and caches"
 	@echo "Variables: AWS=$(AWS) LAYER_NAME=$(LAYER_NAME) OUT_DIR=$(OUT_DIR) RUNTIMES='$(RUNTIMES)'"
 
