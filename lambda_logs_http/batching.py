@@ -9,10 +9,8 @@ truncated here, with a marker, rather than sent to certain rejection.
 from __future__ import annotations
 
 import itertools
-import json
 import os
-
-from .transform import utc_now_iso
+import time
 
 ENVELOPE_SOURCE = "aws-lambda-extension"
 _HEAD = b'{"logs":['
@@ -24,6 +22,12 @@ _MIN_MESSAGE_CHARS = 256
 
 _batch_numbers = itertools.count(1)
 _process_tag = os.urandom(6).hex()
+
+
+def utc_now_iso() -> str:
+    """Now, as Lambda writes times: ISO 8601, UTC, milliseconds, ``Z``."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
 def envelope(payload: bytes, timestamp: str | None = None) -> bytes:
@@ -45,6 +49,8 @@ def truncate_entry(entry: str, max_chars: int) -> str:
     """
     if len(entry) <= max_chars:
         return entry
+    import json  # rare path
+
     fields = json.loads(entry)
     fields.pop("record", None)
     message = str(fields.get("message", ""))

@@ -21,7 +21,7 @@ import time
 
 from . import config as config_module
 from . import log
-from .extensions_api import INVOKE, SHUTDOWN, ExtensionsApiError, ExtensionsClient
+from .extensions_api import INVOKE, SHUTDOWN, ExtensionsApiError, ExtensionsClient, Registration
 from .localhttp import LocalHttpError
 
 TYPE_CHECKING = False
@@ -76,7 +76,7 @@ def run(environ: Mapping[str, str] | None = None, name: str | None = None) -> in
         assert config_error is not None
         return _run_unconfigured(client, config_error, strict=config_module.strict_requested(env))
     log.set_level(log.LEVELS[config.log_level])
-    return Extension(config, client, registration.function_name).run()
+    return Extension(config, client, registration).run()
 
 
 def _run_unconfigured(
@@ -100,13 +100,15 @@ def _run_unconfigured(
 class Extension:
     """A registered, configured extension: owns the listener and worker threads."""
 
-    def __init__(self, config: Config, client: ExtensionsClient, function_name: str) -> None:
+    def __init__(
+        self, config: Config, client: ExtensionsClient, registration: Registration
+    ) -> None:
         from .progress import InvocationProgress
         from .stats import Stats
 
         self.config = config
         self.client = client
-        self.function_name = config.function_name or function_name
+        self.registration = registration
         self.stats: Stats = Stats()
         self.progress: InvocationProgress = InvocationProgress()
         self.listener: TelemetryListener | None = None
@@ -133,25 +135,18 @@ class Extension:
             self._stop_threads(time.monotonic() + 1.0)
 
     def _start(self) -> None:
+        """Bind, start the threads (gated), subscribe: the work between register and the first
+        ``/event/next``, kept to modules that import in microseconds (see ``open_gate``)."""
+        import threading
+
         from . import telemetry_api
         from .listener import TelemetryListener
-        from .transform import EntryContext, Transformer, architecture
         from .worker import DeliveryWorker
 
         config = self.config
-        context = EntryContext(
-            self.function_name,
-            config.function_version,
-            config.function_memory_size,
-            config.aws_region,
-            architecture(),
-        )
+        self.gate = threading.Event()
         self.worker = DeliveryWorker(
-            config,
-            Transformer(context, attribute_requests=not config.managed_instances),
-            self._transport_factory,
-            self.progress,
-            self.stats,
+            config, self._transformer_factory, self._transport_factory, self.progress, self.stats
         )
         self.listener = TelemetryListener(
             config.listener_port, self.worker.submit, self.progress, self.stats
@@ -170,9 +165,10 @@ class Extension:
             port=config.listener_port,
             schema_version=schema,
         )
-        # Threads first: the subscription makes Lambda start pushing.
-        self.listener.start()
-        self.worker.start()
+        # Threads first (the subscription makes Lambda start pushing), but gated: they do their
+        # heavy imports once the main thread waits in /event/next (see open_gate).
+        self.listener.start(self.gate)
+        self.worker.start(self.gate)
         subscription = telemetry_api.subscribe(
             self.client.runtime_api, self.client.extension_id, body
         )
@@ -191,15 +187,36 @@ class Extension:
                 f"Telemetry API subscription failed ({subscription.detail}); "
                 "no logs will be captured"
             )
-        mode = "TEST MODE, nothing is sent" if config.test_mode else "forwarding"
-        from .transport import redact_url
 
-        log.info(f"ready: {mode} to {redact_url(config.endpoint)}")
+    def open_gate(self) -> None:
+        """Let the threads do their heavy imports (``json``, ``http.server``, ``http.client``,
+        ``ssl``...). Called right before the first ``/event/next``: Lambda counts everything
+        until then as the extension's init, and starts the function's runtime only after every
+        extension registered, so this work then overlaps the runtime's own init instead."""
+        gate = getattr(self, "gate", None)
+        if gate is not None:
+            gate.set()
+
+    def _transformer_factory(self) -> object:
+        from .transform import EntryContext, Transformer, architecture
+
+        config = self.config
+        function_name = config.function_name or self.registration.function_name
+        context = EntryContext(
+            function_name,
+            config.function_version,
+            config.function_memory_size,
+            config.aws_region,
+            architecture(),
+        )
+        return Transformer(context, attribute_requests=not config.managed_instances)
 
     def _transport_factory(self) -> object:
         from . import auth
-        from .transport import HttpTransport, TestModeTransport
+        from .transport import HttpTransport, TestModeTransport, redact_url
 
+        mode = "TEST MODE, nothing is sent" if self.config.test_mode else "forwarding"
+        log.info(f"ready: {mode} to {redact_url(self.config.endpoint)}")
         strategy = auth.from_config(self.config)
         if self.config.test_mode:
             return TestModeTransport(self.config.endpoint, strategy)
@@ -215,6 +232,7 @@ class Extension:
     def _event_loop(self) -> int:
         margin = self.config.deadline_margin_ms / 1000.0
         budget = self.config.flush_budget_ms / 1000.0
+        self.open_gate()
         while True:
             try:
                 event = self.client.next_event()

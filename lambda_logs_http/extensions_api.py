@@ -27,16 +27,32 @@ class ExtensionsApiError(Exception):
 
 
 class Registration:
-    """What Lambda told us when we registered."""
+    """What Lambda told us when we registered; the body is parsed on first use, off the
+    cold-start path (``json`` is not imported before the first ``/event/next``)."""
 
-    __slots__ = ("extension_id", "function_name", "function_version", "handler", "account_id")
+    __slots__ = ("extension_id", "_body", "_fields")
 
-    def __init__(self, extension_id: str, body: dict[str, object]) -> None:
+    def __init__(self, extension_id: str, body: bytes) -> None:
         self.extension_id = extension_id
-        self.function_name = str(body.get("functionName") or "")
-        self.function_version = str(body.get("functionVersion") or "")
-        self.handler = str(body.get("handler") or "")
-        self.account_id = str(body.get("accountId") or "")
+        self._body = body
+        self._fields: dict[str, object] | None = None
+
+    def _get(self, name: str) -> str:
+        if self._fields is None:
+            self._fields = _json_object(self._body)
+        return str(self._fields.get(name) or "")
+
+    @property
+    def function_name(self) -> str:
+        return self._get("functionName")
+
+    @property
+    def function_version(self) -> str:
+        return self._get("functionVersion")
+
+    @property
+    def account_id(self) -> str:
+        return self._get("accountId")
 
 
 class ExtensionsClient:
@@ -67,7 +83,7 @@ class ExtensionsClient:
         self.extension_id = response.headers.get("lambda-extension-identifier", "")
         if not self.extension_id:
             raise ExtensionsApiError("register", response.status, b"no Lambda-Extension-Identifier")
-        return Registration(self.extension_id, _json_object(response.body))
+        return Registration(self.extension_id, response.body)
 
     def next_event(self) -> dict[str, object]:
         """Block until the next INVOKE or SHUTDOWN event (no client timeout, see localhttp)."""

@@ -37,54 +37,42 @@ LEVEL_NAMES = {
     "PANIC": "FATAL",
 }
 
-_PYTHON_LAMBDA = re.compile(r"\[([A-Za-z]{3,8})\]\t([^\t]*)\t([^\t]*)\t(.*)\Z", re.S)
-_NODE_LAMBDA = re.compile(r"(\d{4}-\d\d-\d\dT[^\t]*)\t([^\t]*)\t([A-Za-z]{3,8})\t(.*)\Z", re.S)
 # [word] in any case; word: in any case; or an upper-case word and a space.
 _PREFIX = re.compile(r"[ \t]{0,8}(?:\[([A-Za-z]{3,8})\]|([A-Za-z]{3,8}):|([A-Z]{3,8})[ \t])")
 _NO_REQUEST_ID = ("", "None", "null", "undefined")
 
-
-class ParsedLine:
-    """What one log record says: level, message text, request id (or ""), structured fields."""
-
-    __slots__ = ("level", "message", "request_id", "fields")
-
-    def __init__(
-        self, level: str, message: str, request_id: str = "", fields: object = None
-    ) -> None:
-        self.level = level
-        self.message = message
-        self.request_id = request_id
-        self.fields = fields
+# (level, message, request_id, structured fields or None): a tuple, not an object, because one
+# is built for every log line and an instance costs measurably more.
+Parsed = tuple
 
 
 def normalize(level: object) -> str | None:
     """The canonical name for ``level``, or None if it names no level we know."""
     if isinstance(level, str):
-        return LEVEL_NAMES.get(level.strip().upper())
+        return LEVEL_NAMES.get(level) or LEVEL_NAMES.get(level.strip().upper())
     return None
 
 
-def parse_text(line: str) -> ParsedLine:
-    """Level, message and request id of one text record (a line the runtime printed)."""
-    text = line[:-1] if line.endswith("\n") else line
-    if "\r" in text:
-        # The Python runtime joins a multi-line record (a traceback) with carriage returns.
-        text = text.rstrip("\r").replace("\r\n", "\n").replace("\r", "\n")
-    first = text[:1]
-    if first == "[":
-        match = _PYTHON_LAMBDA.match(text)
-        if match:
-            level = LEVEL_NAMES.get(match.group(1).upper())
+def parse_text(line: str) -> Parsed:
+    """``(level, message, request_id, None)`` of one text record (a line the runtime printed),
+    or what ``parse_fields`` says of a line that is a JSON object."""
+    # Both Lambda text formats have four tab-separated fields: one split recognises either,
+    # several times faster than a regular expression (this runs for every line).
+    parts = line.split("\t", 3)
+    if len(parts) == 4:
+        first = parts[0]
+        if first[:1] == "[" and first[-1:] == "]":  # Python: [LEVEL] time request-id message
+            word = first[1:-1]
+            level = LEVEL_NAMES.get(word) or LEVEL_NAMES.get(word.upper())
             if level:
-                return ParsedLine(level, match.group(4), _request_id(match.group(3)))
-    elif first.isdigit():
-        match = _NODE_LAMBDA.match(text)
-        if match:
-            level = LEVEL_NAMES.get(match.group(3).upper())
+                return level, _message(parts[3]), _request_id(parts[2]), None
+        elif first[:1].isdigit() and first[4:5] == "-":  # Node: time request-id LEVEL message
+            word = parts[2]
+            level = LEVEL_NAMES.get(word) or LEVEL_NAMES.get(word.upper())
             if level:
-                return ParsedLine(level, match.group(4), _request_id(match.group(2)))
-    elif first == "{" and text.endswith("}"):
+                return level, _message(parts[3]), _request_id(parts[1]), None
+    text = _message(line)
+    if text[:1] == "{" and text[-1:] == "}":
         try:
             fields = json.loads(text)
         except ValueError:
@@ -94,12 +82,12 @@ def parse_text(line: str) -> ParsedLine:
     match = _PREFIX.match(text)
     if match:
         word = match.group(1) or match.group(2) or match.group(3)
-        return ParsedLine(LEVEL_NAMES.get(word.upper(), DEFAULT_LEVEL), text)
-    return ParsedLine(DEFAULT_LEVEL, text)
+        return LEVEL_NAMES.get(word.upper(), DEFAULT_LEVEL), text, "", None
+    return DEFAULT_LEVEL, text, "", None
 
 
-def parse_fields(fields: Mapping[str, object]) -> ParsedLine:
-    """Level, message and request id of a structured record (Lambda's JSON log format)."""
+def parse_fields(fields: Mapping[str, object]) -> Parsed:
+    """``(level, message, request_id, fields)`` of a structured record (Lambda's JSON format)."""
     level = normalize(
         fields.get("level") or fields.get("levelname") or fields.get("severity")
         or fields.get("log.level")
@@ -118,7 +106,16 @@ def parse_fields(fields: Mapping[str, object]) -> ParsedLine:
     else:
         text = json.dumps(message, separators=(",", ":"), default=str)
     request_id = fields.get("requestId") or fields.get("request_id") or fields.get("aws_request_id")
-    return ParsedLine(level, text, request_id if isinstance(request_id, str) else "", fields)
+    return level, text, request_id if isinstance(request_id, str) else "", fields
+
+
+def _message(text: str) -> str:
+    if text[-1:] == "\n":
+        text = text[:-1]
+    if "\r" in text:
+        # The Python runtime joins a multi-line record (a traceback) with carriage returns.
+        text = text.rstrip("\r").replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 def _request_id(value: str) -> str:

@@ -13,8 +13,7 @@ already starting). A push arriving in between simply waits in the socket's backl
 
 from __future__ import annotations
 
-import json
-import socket
+import _socket
 import threading
 
 from . import log
@@ -46,6 +45,8 @@ def parse_push(body: bytes) -> list[dict[str, object]] | None:
     Elements that are not objects are dropped here (and counted by the caller); NaN/Infinity,
     which Python's json would otherwise accept, make the body invalid.
     """
+    import json  # a dict lookup once imported; imported on this thread, not at start-up
+
     try:
         value = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
@@ -72,20 +73,25 @@ class TelemetryListener:
         self._progress = progress
         self._stats = stats
         self._max_body_bytes = max_body_bytes
-        self._socket: socket.socket | None = None
+        self._socket: _socket.socket | None = None
+        self._gate: threading.Event | None = None
         self._server: object = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
 
     def bind(self) -> str:
         """Bind ``sandbox.localdomain`` (127.0.0.1 where that name doesn't resolve); listen."""
+        # _socket, and the name as bytes: neither ``socket`` nor the ``idna`` codec is imported
+        # on the cold-start path.
         try:
-            infos = socket.getaddrinfo(BIND_HOST, self.port, socket.AF_INET, socket.SOCK_STREAM)
+            infos = _socket.getaddrinfo(
+                BIND_HOST.encode(), self.port, _socket.AF_INET, _socket.SOCK_STREAM
+            )
             address = infos[0][4][0]
         except (OSError, IndexError):
             address = FALLBACK_HOST
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, self.port))
             sock.listen(64)
@@ -96,8 +102,14 @@ class TelemetryListener:
         self.host = address
         return address
 
-    def start(self) -> None:
-        """Serve on the bound socket from a thread of our own."""
+    def start(self, gate: threading.Event | None = None) -> None:
+        """Serve on the bound socket from a thread of our own.
+
+        With a ``gate``, the thread imports ``http.server`` only once the gate opens (when the
+        main thread has called ``/event/next``): until then pushes wait in the socket's backlog
+        and the import does not compete with the cold start.
+        """
+        self._gate = gate
         if self._socket is None:
             raise RuntimeError("bind() first")
         if self._thread is not None:
@@ -107,6 +119,8 @@ class TelemetryListener:
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop accepting pushes and join the thread. Safe to call twice."""
+        if self._gate is not None:
+            self._gate.set()  # a thread still waiting at the gate must get to its end
         if self._thread is not None and self._ready.wait(timeout):
             server = self._server
             if server is not None:
@@ -144,6 +158,8 @@ class TelemetryListener:
         return 200
 
     def _serve(self) -> None:
+        if self._gate is not None:
+            self._gate.wait()
         try:
             server = _build_server(self)
         except Exception as exc:  # nothing can be received; say so once, clearly
@@ -211,8 +227,13 @@ def _build_server(listener: TelemetryListener) -> object:
         daemon_threads = True  # request threads hold no data: it is queued before answering
         block_on_close = False
 
+    import socket
+
     server = Server((listener.host, listener.port), Handler, bind_and_activate=False)
     server.socket.close()
-    server.socket = listener._socket
-    server.server_address = listener._socket.getsockname()  # type: ignore[union-attr]
+    raw = listener._socket
+    assert raw is not None
+    server.socket = socket.socket(fileno=raw.detach())
+    listener._socket = server.socket  # type: ignore[assignment]
+    server.server_address = server.socket.getsockname()
     return server

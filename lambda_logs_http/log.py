@@ -8,8 +8,8 @@ several milliseconds to import on every cold start, and a prefix plus a level is
 
 from __future__ import annotations
 
+import _thread
 import sys
-import threading
 
 PREFIX = "[EXTENSION]"
 
@@ -17,7 +17,7 @@ DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 LEVELS = {"debug": DEBUG, "info": INFO, "warning": WARNING, "warn": WARNING, "error": ERROR}
 _NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR"}
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()  # not threading: it is not imported before registering
 _threshold = INFO
 _stream = sys.stdout
 

@@ -7,8 +7,6 @@ batch simply waits for a later invocation or the shutdown window.
 
 from __future__ import annotations
 
-import random
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,12 +17,16 @@ BACKOFF_CAP_SECONDS = 5.0
 MAX_RETRY_AFTER_SECONDS = 60.0
 
 
-def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
+def backoff(attempt: int, rng: Callable[[], float] | None = None) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based): full jitter, capped.
 
     Full jitter (a uniform draw below the exponential bound) spreads retries from many
     functions hitting one recovering receiver, instead of synchronising them.
     """
+    if rng is None:
+        import random  # only once a send has failed
+
+        rng = random.random
     return rng() * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** min(attempt, 16)))
 
 

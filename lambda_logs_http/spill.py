@@ -14,7 +14,6 @@ oldest batches, memory the newer ones, and the worker sends disk first.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -59,6 +58,8 @@ class SpillStore:
 
     def open(self) -> int:
         """Create the directory and index files left by an earlier process; return their count."""
+        import json  # on the worker thread, off the cold-start path
+
         try:
             os.makedirs(self.directory, exist_ok=True)
             names = sorted(n for n in os.listdir(self.directory) if n.endswith(SUFFIX))
@@ -96,6 +97,8 @@ class SpillStore:
 
     def write(self, batch_id: str, records: int, payload: bytes) -> list[int]:
         """Store one batch; return the record counts of the oldest files dropped to make room."""
+        import json
+
         header = json.dumps({"format": FORMAT, "batch_id": batch_id, "records": records,
                              "spilled_at": time.time()}).encode()  # fmt: skip
         data = header + b"\n" + payload
@@ -115,6 +118,8 @@ class SpillStore:
 
     def read_oldest(self) -> SpilledBatch | None:
         """The oldest batch, or None. Unreadable files are removed (and logged)."""
+        import json
+
         while self._files:
             path = self._files[0][0]
             try:

@@ -14,10 +14,10 @@ import os
 from json.encoder import encode_basestring_ascii as _quote
 
 from . import levels, log, platform_events
+from .batching import utc_now_iso
 
 SOURCE = "lambda"
 _OWN_LINE_PREFIX = log.PREFIX
-_LOG_TYPES = ("function", "extension")
 
 
 def architecture(machine: str | None = None) -> str:
@@ -76,20 +76,18 @@ class Transformer:
         """
         event_type = event.get("type")
         record = event.get("record")
-        fields: object = None
-        if event_type in _LOG_TYPES:
+        if event_type == "function" or event_type == "extension":
             log_type = event_type
-            if isinstance(record, str):
+            if type(record) is str:
                 if log_type == "extension" and record.startswith(_OWN_LINE_PREFIX):
                     return None
-                parsed = levels.parse_text(record)
+                level, message, request_id, fields = levels.parse_text(record)
             elif isinstance(record, dict):
-                parsed = levels.parse_fields(record)
+                level, message, request_id, fields = levels.parse_fields(record)
             else:
-                parsed = levels.ParsedLine(levels.DEFAULT_LEVEL, self._dump(record))
-            level, message, request_id, fields = (
-                parsed.level, parsed.message, parsed.request_id, parsed.fields,
-            )  # fmt: skip
+                level, message, request_id, fields = (
+                    levels.DEFAULT_LEVEL, self._dump(record), "", None,
+                )  # fmt: skip
             if not request_id and log_type == "function":
                 request_id = self._current_request_id
         else:
@@ -126,11 +124,3 @@ class Transformer:
             f'{{"timestamp":"{utc_now_iso()}","level":"WARN","message":{_quote(message)}'
             f'{self._context_json},"log_type":"extension","record":{self._dump(fields)}}}'
         )
-
-
-def utc_now_iso() -> str:
-    """Now, as Lambda writes times: ISO 8601, UTC, milliseconds, ``Z``."""
-    import time
-
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"

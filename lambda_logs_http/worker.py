@@ -48,7 +48,11 @@ RUNTIME_DONE = "platform.runtimeDone"
 _STOP = object()
 # Parsed records waiting for the worker (about 0.5 KB each): bounds memory when pushes arrive
 # faster than they are encoded, e.g. while a slow send is in flight.
-_MAX_QUEUED_RECORDS = 20_000
+_MAX_QUEUED_RECORDS = 8_000
+# A send slower than this means the receiver, not our CPU, limits throughput: then batches
+# beyond the memory cap go to disk. Otherwise spilling would only add work, so the worker stops
+# taking pushes instead and the listener's backpressure slows Lambda down.
+_SLOW_SEND_SECONDS = 0.1
 # How long the listener may wait for room before asking Lambda to retry the push later.
 _SUBMIT_WAIT_SECONDS = 0.5
 _MIN_TRUNCATED_BYTES = 1024
@@ -69,14 +73,15 @@ class DeliveryWorker:
     def __init__(
         self,
         config: Config,
-        transformer: Transformer,
+        transformer_factory: Callable[[], Transformer],
         transport_factory: Callable[[], Transport],
         progress: InvocationProgress,
         stats: Stats,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
-        self._transformer = transformer
+        self._transformer_factory = transformer_factory
+        self._transformer: Transformer | None = None
         self._transport_factory = transport_factory
         self._transport: Transport | None = None
         self._progress = progress
@@ -95,8 +100,11 @@ class DeliveryWorker:
         self._send_on_runtime_done = config.flush_strategy == "end"
         self._unreported: dict[str, int] = {}  # reason -> records dropped, not yet reported
         self._failing = ""  # the error of the current streak of failed sends ("" when none)
+        self._slow_receiver = False  # the last send took _SLOW_SEND_SECONDS or more
+        self._flushing = False  # shutdown: everything must be taken in, spilling if need be
         self._failed_attempts = 0
         self._thread: threading.Thread | None = None
+        self._gate: threading.Event | None = None
         self._stopped = False
 
     # -- called from other threads ------------------------------------------------------------
@@ -106,9 +114,12 @@ class DeliveryWorker:
         (the listener then answers 503 and Lambda retries the push)."""
         return self._inbox.put_push(events, _SUBMIT_WAIT_SECONDS)
 
-    def start(self) -> None:
+    def start(self, gate: threading.Event | None = None) -> None:
+        """Start the thread; with a ``gate`` it builds its transformer and transport (heavy
+        imports) only once the gate opens, i.e. after the cold start's critical path."""
         if self._thread is not None:
             raise RuntimeError("worker already started")
+        self._gate = gate
         self._thread = threading.Thread(target=self._run, name="lambda-logs-http-worker")
         self._thread.start()
 
@@ -135,6 +146,8 @@ class DeliveryWorker:
         if not self._stopped:
             self._stopped = True
             self._inbox.put(_STOP)
+            if self._gate is not None:
+                self._gate.set()
         self._thread.join(max(0.0, timeout))
         return not self._thread.is_alive()
 
@@ -155,6 +168,9 @@ class DeliveryWorker:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self._gate is not None:
+            self._gate.wait()
+        self._transformer = self._transformer_factory()
         try:
             self._transport = self._transport_factory()
         except Exception as exc:  # a broken transport must not kill the extension
@@ -198,6 +214,7 @@ class DeliveryWorker:
 
     def _ingest(self, events: list[dict[str, object]]) -> None:
         now = self._clock()
+        assert self._transformer is not None
         encode = self._transformer.encode
         runtime_done = False
         for event in events:
@@ -226,10 +243,17 @@ class DeliveryWorker:
             return
         self._ready.append(batch)
         self._ready_bytes += batch.size
-        while self._ready_bytes > self._config.max_buffer_bytes and len(self._ready) > 1:
+        while self._over_cap() and len(self._ready) > 1 and self._may_spill():
             oldest = self._ready.popleft()
             self._ready_bytes -= oldest.size
             self._spill_or_drop(oldest)
+
+    def _over_cap(self) -> bool:
+        return self._ready_bytes > self._config.max_buffer_bytes
+
+    def _may_spill(self) -> bool:
+        """Spill only when the receiver is what holds delivery back (see _SLOW_SEND_SECONDS)."""
+        return bool(self._failing) or self._slow_receiver or self._flushing
 
     def _spill_or_drop(self, batch: Batch) -> None:
         payload = batch.payload()
@@ -292,9 +316,9 @@ class DeliveryWorker:
             head = self._head()
             if head is None or not self._send(head, deadline):
                 return
-            # Take in what arrived during the send: pushes must reach the batcher (and its
-            # memory cap, and the disk) rather than pile up in the inbox behind a slow receiver.
-            self._ingest_pending()
+            # Take in what arrived during the send, up to the memory cap (so a slow receiver's
+            # backlog reaches the disk rather than piling up, unbounded, in the inbox).
+            self._ingest_pending(respect_cap=True)
 
     def _send(self, batch: AnyBatch, deadline: float | None) -> bool:
         """Send the head batch; True when it is accounted for (delivered, split or dropped)."""
@@ -317,6 +341,7 @@ class DeliveryWorker:
         started = self._clock()
         result = transport.send(body, headers, timeout)
         elapsed_ms = (self._clock() - started) * 1000
+        self._slow_receiver = elapsed_ms >= _SLOW_SEND_SECONDS * 1000
         batch.attempts += 1
         if batch.attempts > 1:
             self._stats.add("retried", len(batch))
@@ -417,6 +442,7 @@ class DeliveryWorker:
         self._stats.add("truncated", records)
 
     def _flush(self, request: _FlushRequest) -> None:
+        self._flushing = True
         try:
             while True:
                 self._ingest_pending()
@@ -432,9 +458,12 @@ class DeliveryWorker:
         finally:
             request.done.set()
 
-    def _ingest_pending(self) -> None:
-        """Ingest the pushes at the head of the inbox, up to the first control item."""
+    def _ingest_pending(self, respect_cap: bool = False) -> None:
+        """Ingest the pushes at the head of the inbox, up to the first control item — or, with
+        ``respect_cap``, until memory is full and spilling would not help (backpressure)."""
         while True:
+            if respect_cap and self._over_cap() and not self._may_spill():
+                return
             events = self._inbox.get_push_nowait()
             if events is None:
                 return
@@ -442,6 +471,7 @@ class DeliveryWorker:
 
     def _finish(self) -> None:
         """At stop: keep what is left on disk when possible (a reset keeps /tmp), else count it."""
+        self._flushing = True
         self._ingest_pending()
         self._enqueue(self._batcher.take())
         leftover = [*self._front, *self._ready]
@@ -486,6 +516,7 @@ class DeliveryWorker:
         """Put one report entry per reason at the head of the line."""
         if not self._unreported:
             return
+        assert self._transformer is not None
         entries = [self._transformer.drop_report(r, n) for r, n in self._unreported.items()]
         self._unreported.clear()
         batch = Batch(self._clock(), entries)

@@ -33,7 +33,7 @@ def worker_for(config: Config, progress: InvocationProgress | None = None) -> De
     """A started worker with the real HTTP transport, as the extension builds it."""
     worker = DeliveryWorker(
         config,
-        Transformer(EntryContext("fn", "1", 128, "us-east-1", "x86_64")),
+        lambda: Transformer(EntryContext("fn", "1", 128, "us-east-1", "x86_64")),
         lambda: HttpTransport(config.endpoint, auth.from_config(config),
                               tls_verify=config.tls_verify, ca_bundle=config.ca_bundle),
         progress or InvocationProgress(),

@@ -45,8 +45,7 @@ RID = "459921b5-681c-4a96-beb0-81e0aa586026"
     ],
 )
 def test_parse_text(line: str, level: str, message: str, request_id: str) -> None:
-    parsed = levels.parse_text(line)
-    assert (parsed.level, parsed.message, parsed.request_id) == (level, message, request_id)
+    assert levels.parse_text(line)[:3] == (level, message, request_id)
 
 
 def test_parse_fields_lambda_json_format() -> None:
@@ -60,8 +59,8 @@ def test_parse_fields_lambda_json_format() -> None:
         "stackTrace": ["  File x"],
     }
     parsed = levels.parse_fields(record)
-    assert (parsed.level, parsed.message, parsed.request_id) == ("ERROR", "failed", RID)
-    assert parsed.fields is record
+    assert parsed[:3] == ("ERROR", "failed", RID)
+    assert parsed[3] is record
 
 
 @pytest.mark.parametrize(
@@ -78,8 +77,7 @@ def test_parse_fields_lambda_json_format() -> None:
     ],
 )
 def test_parse_fields_odd_records(record: dict[str, object], level: str, message: str) -> None:
-    parsed = levels.parse_fields(record)
-    assert (parsed.level, parsed.message) == (level, message)
+    assert levels.parse_fields(record)[:2] == (level, message)
 
 
 def test_normalize() -> None:

@@ -84,9 +84,9 @@ def test_transformer_turns_any_event_into_valid_ascii_json(event: dict[str, obje
 @settings(max_examples=500, deadline=None)
 @given(st.text())
 def test_parse_text_never_raises(line: str) -> None:
-    parsed = levels.parse_text(line)
-    assert parsed.level in levels.LEVEL_NAMES.values()
-    assert isinstance(parsed.message, str)
+    level, message, request_id, _ = levels.parse_text(line)
+    assert level in levels.LEVEL_NAMES.values()
+    assert isinstance(message, str) and isinstance(request_id, str)
 
 
 @settings(max_examples=200, deadline=None)

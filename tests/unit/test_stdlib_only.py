@@ -31,14 +31,17 @@ def test_imports_are_standard_library_only() -> None:
 
 
 def test_cold_start_path_avoids_heavy_modules() -> None:
-    """Registering must not wait for http.client, http.server, ssl, dataclasses or logging."""
+    """Everything the main thread imports before its first /event/next (config, register,
+    bind, subscribe, start the gated threads) stays light: no json, re, socket, http.*, ssl..."""
     import subprocess
 
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import lambda_logs_http.extension, lambda_logs_http.config;"
+        "import lambda_logs_http.extension, lambda_logs_http.config, lambda_logs_http.listener,"
+        " lambda_logs_http.worker, lambda_logs_http.telemetry_api, lambda_logs_http.progress;"
         "heavy = {'http.client', 'http.server', 'ssl', 'dataclasses', 'logging', 'typing',"
-        " 'urllib.request', 'gzip', 'hashlib', 'email'};"
+        " 'urllib.request', 'urllib.parse', 'gzip', 'hashlib', 'email', 'json', 're', 'socket',"
+        " 'random', 'encodings.idna', 'zlib'};"
         "print(sorted(heavy & set(sys.modules)))"
     )
     out = subprocess.run(

@@ -34,7 +34,7 @@ class Running:
         self.stats = Stats()
         self.worker = DeliveryWorker(
             config,
-            Transformer(EntryContext("fn", "1", 128, "us-east-1", "x86_64")),
+            lambda: Transformer(EntryContext("fn", "1", 128, "us-east-1", "x86_64")),
             lambda: HttpTransport(config.endpoint, Auth()),
             self.progress,
             self.stats,
