@@ -34,6 +34,7 @@ from typing import Any
 from . import procs
 from .fake_lambda import FakeLambdaApi
 from .figures import summary
+from .raw_http import CALL_SNIPPET
 
 PASS_FLOOR = "pass_floor"
 MINIMAL_FLOOR = "minimal_ext_floor"
@@ -47,20 +48,7 @@ import os, socket
 api = os.environ["AWS_LAMBDA_RUNTIME_API"]
 host, port = api.rsplit(":", 1)
 
-def call(method, path, headers, body=b""):
-    sock = socket.create_connection((host, int(port)))
-    head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n" % (
-        method, path, api, len(body))
-    head += "".join("%s: %s\r\n" % item for item in headers.items()) + "\r\n"
-    sock.sendall(head.encode("latin-1") + body)
-    chunks = []
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    sock.close()
-    return b"".join(chunks)
+''' + CALL_SNIPPET + r'''
 
 answer = call("POST", "/2020-01-01/extension/register",
               {"Lambda-Extension-Name": "bench-minimal", "Content-Type": "application/json"},

@@ -42,6 +42,7 @@ from lambda_sandbox.receiver import Receiver
 
 from . import procs
 from .figures import summary
+from .raw_http import CALL_SNIPPET
 from .sandbox_probe import SandboxProbe, last_next_at
 
 EXTENSION_NAME = "lambda-logs-http"
@@ -78,20 +79,7 @@ listen_port = int(os.environ["BENCH_FORWARDER_PORT"])
 pending, lock, done = [], threading.Lock(), threading.Event()
 
 
-def call(method, path, headers, body=b""):
-    sock = socket.create_connection((host, int(port)))
-    head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n" % (
-        method, path, api, len(body))
-    head += "".join("%s: %s\r\n" % item for item in headers.items()) + "\r\n"
-    sock.sendall(head.encode("latin-1") + body)
-    chunks = []
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    sock.close()
-    return b"".join(chunks)
+''' + CALL_SNIPPET + r'''
 
 
 def serve(conn):
