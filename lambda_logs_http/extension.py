@@ -26,6 +26,7 @@ from .localhttp import LocalHttpError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Mapping
 
     from .config import Config
@@ -113,6 +114,7 @@ class Extension:
         self.progress: InvocationProgress = InvocationProgress()
         self.listener: TelemetryListener | None = None
         self.worker: DeliveryWorker | None = None
+        self.gate: threading.Event | None = None  # opened when the threads may do heavy imports
         self.telemetry_active = False
         self.last_request_id = ""
         self._released_early = 0  # invocations in a row released before their logs were sent
@@ -193,9 +195,8 @@ class Extension:
         ``ssl``...). Called right before the first ``/event/next``: Lambda counts everything
         until then as the extension's init, and starts the function's runtime only after every
         extension registered, so this work then overlaps the runtime's own init instead."""
-        gate = getattr(self, "gate", None)
-        if gate is not None:
-            gate.set()
+        if self.gate is not None:
+            self.gate.set()
 
     def _transformer_factory(self) -> object:
         from .transform import EntryContext, Transformer, architecture
