@@ -21,10 +21,11 @@ from tests.servers.faults import FaultProxy
 from tests.servers.fixtures import (  # noqa: F401
     BASIC_AUTH,
     fault_proxy,
+    nginx_in_front_of,
     nginx_tls_receiver,
     tls_material,
 )
-from tests.servers.nginx import Nginx, nginx_available
+from tests.servers.nginx import Nginx
 from tests.servers.tls import TlsMaterial
 
 OUT_ENV = "FAULT_MATRIX_OUT"
@@ -82,10 +83,7 @@ def nginx_fault_chain(
     Statuses the proxy injects reach the extension unchanged through nginx (Retry-After too); a
     connection the proxy drops becomes nginx's 502.
     """
-    if not nginx_available():
-        pytest.skip("nginx or htpasswd is not installed "
-                    "(Debian: apt-get install nginx-light apache2-utils)")
-    with Nginx(fault_proxy.port, tmp_path, tls=tls_material, basic_auth=BASIC_AUTH) as nginx:
+    with nginx_in_front_of(fault_proxy.port, tls_material, tmp_path) as nginx:
         yield nginx
 
 

@@ -31,16 +31,22 @@ def tls_material(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
     return make_tls_material(tmp_path_factory.mktemp("tls"))
 
 
+def nginx_in_front_of(upstream_port: int, tls: TlsMaterial, tmp_path: Path) -> Nginx:
+    """Real nginx (TLS, basic auth ``BASIC_AUTH``) proxying to ``upstream_port``; skips the test
+    when nginx is not installed. Use it as a context manager."""
+    if not nginx_available():
+        pytest.skip("nginx or htpasswd is not installed "
+                    "(Debian: apt-get install nginx-light apache2-utils)")
+    return Nginx(upstream_port, tmp_path, tls=tls, basic_auth=BASIC_AUTH)
+
+
 @pytest.fixture
 def nginx_tls_receiver(
     receiver: Receiver, tls_material: TlsMaterial, tmp_path: Path
 ) -> Iterator[Nginx]:
     """The receiver behind real nginx: HTTPS (``.ca_file``), basic auth ``BASIC_AUTH``
     (``.authorization``), 413 over 1 MiB. Post to ``.url``."""
-    if not nginx_available():
-        pytest.skip("nginx or htpasswd is not installed "
-                    "(Debian: apt-get install nginx-light apache2-utils)")
-    with Nginx(receiver.port, tmp_path, tls=tls_material, basic_auth=BASIC_AUTH) as nginx:
+    with nginx_in_front_of(receiver.port, tls_material, tmp_path) as nginx:
         yield nginx
 
 
