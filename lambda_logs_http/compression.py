@@ -6,9 +6,6 @@ a lighter import, and it is imported only when compression is on.
 
 from __future__ import annotations
 
-GZIP = "gzip"
-NONE = "none"
-
 
 def gzip_bytes(data: bytes, level: int) -> bytes:
     """``data`` as one gzip member (RFC 1952), at ``level`` 1 (fastest) to 9 (smallest)."""

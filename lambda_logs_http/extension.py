@@ -256,10 +256,14 @@ class Extension:
                 log.warning(f"ignored an unknown event type {event_type!r}")
 
     def _wait_for_delivery(self, request_id: str, deadline: float, budget: float) -> None:
+        # Imported here, not at the top: progress needs threading, which must not load before
+        # the register call (cold start).
+        from .progress import DEADLINE, DELIVERED
+
         started = time.monotonic()
         outcome = self.progress.wait(request_id, deadline, budget)
         held_ms = (time.monotonic() - started) * 1000
-        if outcome == "delivered":
+        if outcome == DELIVERED:
             if self._released_early:
                 log.info(
                     f"invocations are delivered in time again ({self._released_early} "
@@ -270,7 +274,7 @@ class Extension:
                 log.debug(f"invocation {request_id} delivered; held {held_ms:.1f} ms")
             return
         pending = self.worker.pending_records() if self.worker else 0
-        if outcome == "deadline":
+        if outcome == DEADLINE:
             message = (
                 f"invocation {request_id} reached its deadline: released it without "
                 f"waiting for its logs; {pending} records stay queued for the next "

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"lambda-logs-http/{__version__}"
 _MAX_ERROR_BODY = 2048
-RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# And every 5xx.
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
 class SendResult:

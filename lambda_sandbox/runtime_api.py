@@ -144,28 +144,37 @@ class RuntimeAPI:
         return None, error_response(400, "InvalidRequestID", "Invalid request ID",
                                     caller="runtime")
 
-    def response(self, request: ApiRequest) -> ApiResponse:
+    def _end_invocation(self, request: ApiRequest, *, response: bytes | None = None,
+                        error: Any = None, error_type: str = "") -> ApiResponse | None:
+        """Record how the in-flight invocation ended (its response, or an error); returns the
+        error answer when no invocation is in flight for this request, else None."""
         with self._cond:
             invocation, failure = self._in_flight_for(request)
             if failure is not None:
                 return failure
             assert invocation is not None
             invocation.finished_at = time.monotonic()
-            if len(request.body) > MAX_RESPONSE_BYTES:
-                invocation.error = {
-                    "errorMessage": "Response payload size exceeded maximum allowed payload "
-                                    f"size ({MAX_RESPONSE_BYTES} bytes).",
-                    "errorType": "Function.ResponseSizeTooLarge",
-                }
-                invocation.error_type = "Function.ResponseSizeTooLarge"
-                self._cond.notify_all()
-                return error_response(
-                    413, "RequestEntityTooLarge",
-                    f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
-                    caller="runtime")
-            invocation.response = request.body
+            if error is not None:
+                invocation.error = error
+                invocation.error_type = error_type
+            else:
+                invocation.response = response
             self._cond.notify_all()
-        return json_response(202, {"status": "OK"}, caller="runtime")
+        return None
+
+    def response(self, request: ApiRequest) -> ApiResponse:
+        if len(request.body) > MAX_RESPONSE_BYTES:
+            failure = self._end_invocation(request, error={
+                "errorMessage": "Response payload size exceeded maximum allowed payload "
+                                f"size ({MAX_RESPONSE_BYTES} bytes).",
+                "errorType": "Function.ResponseSizeTooLarge",
+            }, error_type="Function.ResponseSizeTooLarge")
+            return failure or error_response(
+                413, "RequestEntityTooLarge",
+                f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+                caller="runtime")
+        failure = self._end_invocation(request, response=request.body)
+        return failure or json_response(202, {"status": "OK"}, caller="runtime")
 
     @staticmethod
     def _error_document(request: ApiRequest) -> tuple[Any, str]:
@@ -180,15 +189,9 @@ class RuntimeAPI:
 
     def error(self, request: ApiRequest) -> ApiResponse:
         body, error_type = self._error_document(request)
-        with self._cond:
-            invocation, failure = self._in_flight_for(request)
-            if failure is not None:
-                return failure
-            assert invocation is not None
-            invocation.finished_at = time.monotonic()
-            invocation.error = body
-            invocation.error_type = error_type
-            self._cond.notify_all()
+        failure = self._end_invocation(request, error=body, error_type=error_type)
+        if failure is not None:
+            return failure
         self._on_error(ErrorRecord("runtime", "function", "invocation/error", error_type, body,
                                    time.time()))
         return json_response(202, {"status": "OK"}, caller="runtime")
