@@ -167,10 +167,15 @@ class Extension:
             port=config.listener_port,
             schema_version=schema,
         )
-        # Threads first (the subscription makes Lambda start pushing), but gated: they do their
-        # heavy imports once the main thread waits in /event/next (see open_gate).
-        self.listener.start(self.gate)
+        # Subscribe only once the listener serves: the subscription makes Lambda start pushing,
+        # and a push must be answered at once. AWS's emulator keeps one push in flight, drops
+        # what comes meanwhile, and (managed-instances mode, ~1 run in 6) stalled the first
+        # invoke for 29 s behind a push our listener was still importing http.server to answer.
+        # This puts that import (~30-45 ms) before the first /event/next, but after register,
+        # so it overlaps the runtime's own init. The worker stays gated (see open_gate).
+        self.listener.start()
         self.worker.start(self.gate)
+        self.listener.wait_serving(1.0)
         subscription = telemetry_api.subscribe(
             self.client.runtime_api, self.client.extension_id, body
         )

@@ -117,6 +117,10 @@ class TelemetryListener:
         self._thread = threading.Thread(target=self._serve, name="lambda-logs-http-listener")
         self._thread.start()
 
+    def wait_serving(self, timeout: float) -> bool:
+        """Wait until the server is built and about to serve; say whether it is."""
+        return self._ready.wait(timeout) and self._server is not None
+
     def stop(self, timeout: float = 1.0) -> None:
         """Stop accepting pushes and join the thread. Safe to call twice."""
         if self._gate is not None:
