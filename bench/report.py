@@ -87,7 +87,7 @@ def post_section(rows: dict[str, Any], line_counts: list[int]) -> list[str]:
                 label = [transport, compression, str(lines)]
                 if row.get("status") in ("n/a", "skipped", "error"):
                     body.append([*label, row.get("note", row.get("status", "")), "", "", "", "",
-                                 "", ""])
+                                 ""])
                     continue
                 held = row.get("runtime_done_to_next_ms")
                 n = max(n, (held or {}).get("n") or 0)
