@@ -2,25 +2,32 @@
 
 It answers fast and does no work beyond parsing: Lambda retries, then drops, when a listener is
 slow, so the records go straight onto the worker's queue. It accepts only what Lambda sends — a
-``POST`` whose body is a JSON array of event objects, of bounded size — and answers 400/405/411/
-413 to anything else without ever stopping.
+``POST`` whose body is a JSON array of event objects, of bounded size — and answers 4xx to
+anything else without ever stopping.
 
-Start-up is split in two for the cold start: ``bind`` (cheap, on the main thread, before the
-subscription so Lambda's first push always finds a socket) and ``start`` (on the listener's own
-thread, which imports ``http.server`` — tens of milliseconds — while the function's runtime is
-already starting). A push arriving in between simply waits in the socket's backlog.
+One thread serves every connection from a ``poll`` loop with an incremental parser
+(``push_protocol``), not ``http.server``: the listener must answer before the extension
+subscribes (AWS's emulator stalls the first invoke behind a push nobody answers), so whatever it
+imports is paid on every cold start, and ``http.server`` costs 30-80 ms of imports there. This
+also means no thread per connection, and no handoff between the socket and the queue.
+
+``bind`` runs on the main thread before the subscription; ``start`` begins serving on the
+listener's thread, and ``wait_serving`` says when pushes will be answered.
 """
 
 from __future__ import annotations
 
 import _socket
 import threading
+import time
 
 from . import log
+from .push_protocol import CONTINUE, ProtocolError, RequestParser, response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from .progress import InvocationProgress
     from .stats import Stats
@@ -29,8 +36,13 @@ BIND_HOST = "sandbox.localdomain"
 FALLBACK_HOST = "127.0.0.1"
 # Lambda's maxBytes is at most 1 MiB and one push can reach about twice that.
 MAX_BODY_BYTES = 4 * 1024 * 1024
-# How often serve_forever checks for a stop request: bounds how long stop() takes at shutdown.
-_POLL_SECONDS = 0.05
+# Lambda keeps one or two connections open; more than this are evicted, least recently used first.
+MAX_CONNECTIONS = 32
+_RECV_BYTES = 256 * 1024
+_SEND_TIMEOUT_SECONDS = 5.0  # an answer is a few dozen bytes: only a dead peer takes this long
+_LINGER_SECONDS = 1.0
+_LINGER_MAX_BYTES = 8 * 1024 * 1024
+_LINGER_POLL_MS = 100
 RUNTIME_DONE = "platform.runtimeDone"
 REPORT = "platform.report"
 
@@ -74,8 +86,8 @@ class TelemetryListener:
         self._stats = stats
         self._max_body_bytes = max_body_bytes
         self._socket: _socket.socket | None = None
-        self._gate: threading.Event | None = None
-        self._server: object = None
+        self._wake_writer: _socket.socket | None = None
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
 
@@ -102,14 +114,8 @@ class TelemetryListener:
         self.host = address
         return address
 
-    def start(self, gate: threading.Event | None = None) -> None:
-        """Serve on the bound socket from a thread of our own.
-
-        With a ``gate``, the thread imports ``http.server`` only once the gate opens (when the
-        main thread has called ``/event/next``): until then pushes wait in the socket's backlog
-        and the import does not compete with the cold start.
-        """
-        self._gate = gate
+    def start(self) -> None:
+        """Serve on the bound socket from a thread of our own."""
         if self._socket is None:
             raise RuntimeError("bind() first")
         if self._thread is not None:
@@ -118,20 +124,21 @@ class TelemetryListener:
         self._thread.start()
 
     def wait_serving(self, timeout: float) -> bool:
-        """Wait until the server is built and about to serve; say whether it is."""
-        return self._ready.wait(timeout) and self._server is not None
+        """Wait until the thread is about to serve; say whether it is."""
+        return self._ready.wait(timeout) and self._wake_writer is not None
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop accepting pushes and join the thread. Safe to call twice."""
-        if self._gate is not None:
-            self._gate.set()  # a thread still waiting at the gate must get to its end
+        self._stopping = True
         if self._thread is not None and self._ready.wait(timeout):
-            server = self._server
-            if server is not None:
-                server.shutdown()  # type: ignore[attr-defined]
-        if self._thread is not None:
+            writer = self._wake_writer
+            if writer is not None:
+                try:
+                    writer.send(b"x")
+                except OSError:
+                    pass  # already woken and closed: the thread is ending
             self._thread.join(timeout)
-        if self._socket is not None:
+        elif self._socket is not None:
             self._socket.close()
 
     def handle_body(self, body: bytes) -> int:
@@ -162,82 +169,172 @@ class TelemetryListener:
         return 200
 
     def _serve(self) -> None:
-        if self._gate is not None:
-            self._gate.wait()
+        listening = self._socket
+        assert listening is not None
         try:
-            server = _build_server(self)
+            import select  # a small C module: the whole serving loop imports nothing else
+
+            wake_reader, wake_writer = _socket.socketpair()
+            poller = select.poll()
         except Exception as exc:  # nothing can be received; say so once, clearly
             log.error(f"the Telemetry listener could not start: {type(exc).__name__}: {exc}")
             self._ready.set()
+            listening.close()
             return
-        self._server = server
+        self._wake_writer = wake_writer
         self._ready.set()
-        # Run even if stop() came first: shutdown() waits for serve_forever to start and end.
+        loop = _ServeLoop(self, listening, wake_reader, poller, select.POLLIN)
         try:
-            server.serve_forever(poll_interval=_POLL_SECONDS)  # type: ignore[attr-defined]
+            loop.run(lambda: self._stopping)
         finally:
-            server.server_close()  # type: ignore[attr-defined]
+            loop.close_all()
+            wake_reader.close()
+            wake_writer.close()
+            listening.close()
 
 
-def _build_server(listener: TelemetryListener) -> object:
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class _Connection:
+    """One accepted connection: its parser, and when it was last active (for eviction)."""
 
-    max_body = listener._max_body_bytes
+    __slots__ = ("sock", "parser", "last_active", "linger_until", "discarded")
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: Lambda pushes often
-        disable_nagle_algorithm = True  # answer in one segment, no delayed-ACK stall
-        server_version = "lambda-logs-http"
-        sys_version = ""
+    def __init__(self, sock: _socket.socket, parser: RequestParser, now: float) -> None:
+        self.sock = sock
+        self.parser = parser
+        self.last_active = now
+        self.linger_until = 0.0  # set once answered with "Connection: close"
+        self.discarded = 0
 
-        def do_POST(self) -> None:
-            length_header = self.headers.get("Content-Length")
-            if length_header is None:
-                self._answer(411, b"Content-Length required")
-                return
+
+class _ServeLoop:
+    """The listener thread's poll loop over the listening socket and every open connection."""
+
+    def __init__(
+        self,
+        listener: TelemetryListener,
+        listening: _socket.socket,
+        wake_reader: _socket.socket,
+        poller: Any,
+        pollin: int,
+    ) -> None:
+        self._listener = listener
+        self._listening = listening
+        self._wake_reader = wake_reader
+        self._poller = poller
+        self._pollin = pollin
+        self._connections: dict[int, _Connection] = {}
+
+    def run(self, stopping: Callable[[], bool]) -> None:
+        listening_fd = self._listening.fileno()
+        wake_fd = self._wake_reader.fileno()
+        self._listening.setblocking(False)
+        self._poller.register(listening_fd, self._pollin)
+        self._poller.register(wake_fd, self._pollin)
+        while not stopping():
+            lingering = any(c.linger_until for c in self._connections.values())
+            for fd, _events in self._poller.poll(_LINGER_POLL_MS if lingering else None):
+                if fd == wake_fd:
+                    continue  # stop() woke us: the loop condition ends it
+                if fd == listening_fd:
+                    self._accept_all()
+                    continue
+                connection = self._connections.get(fd)
+                if connection is not None:
+                    self._on_readable(connection)
+            if lingering:
+                self._end_lingering(time.monotonic())
+
+    def close_all(self) -> None:
+        for connection in list(self._connections.values()):
+            self._close(connection)
+
+    def _accept_all(self) -> None:
+        while True:
             try:
-                length = int(length_header)
-            except ValueError:
-                self._answer(400, b"bad Content-Length")
+                fd, _address = self._listening._accept()  # type: ignore[attr-defined]
+            except (BlockingIOError, InterruptedError):
                 return
-            if length < 0 or length > max_body:
-                listener._stats.drop("oversized_push", 1)
-                log.warning(f"rejected a Telemetry push of {length} bytes (limit {max_body})")
-                self.close_connection = True
-                self._answer(413, b"too large")
+            except OSError as exc:  # out of descriptors, say: the backlog holds the rest
+                log.warning(f"the Telemetry listener could not accept: {exc}")
                 return
-            body = self.rfile.read(length)
-            self._answer(listener.handle_body(body), b"")
+            sock = _socket.socket(fileno=fd)
+            sock.settimeout(_SEND_TIMEOUT_SECONDS)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            if len(self._connections) >= MAX_CONNECTIONS:
+                oldest = min(self._connections.values(), key=lambda c: c.last_active)
+                self._close(oldest)
+            now = time.monotonic()
+            parser = RequestParser(self._listener._max_body_bytes)
+            self._connections[sock.fileno()] = _Connection(sock, parser, now)
+            self._poller.register(sock.fileno(), self._pollin)
 
-        def do_GET(self) -> None:
-            self._answer(405, b"POST only")
+    def _on_readable(self, connection: _Connection) -> None:
+        try:
+            data = connection.sock.recv(_RECV_BYTES)
+        except OSError:
+            data = b""
+        if not data:
+            self._close(connection)
+            return
+        connection.last_active = time.monotonic()
+        if connection.linger_until:
+            connection.discarded += len(data)
+            if connection.discarded > _LINGER_MAX_BYTES:
+                self._close(connection)
+            return
+        try:
+            self._serve_requests(connection, data)
+        except OSError:
+            self._close(connection)  # the sender went away mid-answer
+        except Exception as exc:  # one bad request must not stop the listener
+            log.error(f"the Telemetry listener failed on a push: {type(exc).__name__}: {exc}")
+            self._close(connection)
 
-        do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+    def _serve_requests(self, connection: _Connection, data: bytes) -> None:
+        parser = connection.parser
+        parser.feed(data)
+        while True:
+            try:
+                request = parser.next_request()
+            except ProtocolError as error:
+                if error.status == 413:
+                    self._listener._stats.drop("oversized_push", 1)
+                    log.warning(f"rejected a Telemetry push: {error}")
+                connection.sock.sendall(response(error.status, error.detail, close=True))
+                self._linger(connection)
+                return
+            if request is None:
+                if parser.continue_due:
+                    parser.continue_due = False
+                    connection.sock.sendall(CONTINUE)
+                return
+            status = self._listener.handle_body(request.body)
+            close = not request.keep_alive or (status >= 400 and status != 503)
+            connection.sock.sendall(response(status, close=close))
+            if close:
+                self._linger(connection)
+                return
 
-        def _answer(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            if status >= 400 and status != 503:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            if body and self.command != "HEAD":
-                self.wfile.write(body)
+    def _linger(self, connection: _Connection) -> None:
+        """Close after an answer, but read what the sender still sends first: closing with
+        unread bytes resets the connection, and the sender may lose our answer to the reset."""
+        if connection.parser.idle:
+            self._close(connection)
+            return
+        try:
+            connection.sock.shutdown(_socket.SHUT_WR)
+        except OSError:
+            self._close(connection)
+            return
+        connection.linger_until = time.monotonic() + _LINGER_SECONDS
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # one stderr line per push would flood the function's logs
+    def _end_lingering(self, now: float) -> None:
+        for connection in list(self._connections.values()):
+            if connection.linger_until and now >= connection.linger_until:
+                self._close(connection)
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True  # request threads hold no data: it is queued before answering
-        block_on_close = False
-
-    import socket
-
-    server = Server((listener.host, listener.port), Handler, bind_and_activate=False)
-    server.socket.close()
-    raw = listener._socket
-    assert raw is not None
-    server.socket = socket.socket(fileno=raw.detach())
-    listener._socket = server.socket  # type: ignore[assignment]
-    server.server_address = server.socket.getsockname()
-    return server
+    def _close(self, connection: _Connection) -> None:
+        fd = connection.sock.fileno()
+        if self._connections.pop(fd, None) is not None:
+            self._poller.unregister(fd)
+        connection.sock.close()

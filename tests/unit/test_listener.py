@@ -52,7 +52,11 @@ def post(listener: TelemetryListener, body: bytes, method: str = "POST") -> int:
 
 EVENTS = [
     {"time": "t", "type": "function", "record": "hello\n"},
-    {"time": "t", "type": "platform.runtimeDone", "record": {"requestId": "r-1", "status": "success"}},
+    {
+        "time": "t",
+        "type": "platform.runtimeDone",
+        "record": {"requestId": "r-1", "status": "success"},
+    },
 ]
 
 
@@ -68,8 +72,14 @@ def test_valid_push_is_queued_and_runtime_done_noted(running) -> None:  # type: 
 
 @pytest.mark.parametrize(
     ("body", "status"),
-    [(b"not json", 400), (b'{"an":"object"}', 400), (b"[NaN]", 400), (b"[" * 100_000, 413),
-     (b"[1, 2]", 200), (b"[]", 200)],
+    [
+        (b"not json", 400),
+        (b'{"an":"object"}', 400),
+        (b"[NaN]", 400),
+        (b"[" * 100_000, 413),
+        (b"[1, 2]", 200),
+        (b"[]", 200),
+    ],
 )
 def test_malformed_bodies(running, body: bytes, status: int) -> None:  # type: ignore[no-untyped-def]
     listener, sink, _, _ = running
@@ -109,3 +119,86 @@ def test_stop_is_idempotent() -> None:
     listener.start()
     listener.stop()
     listener.stop()
+
+
+def test_keep_alive_connection_serves_many_pushes(running) -> None:  # type: ignore[no-untyped-def]
+    listener, sink, _, _ = running
+    connection = http.client.HTTPConnection(listener.host, listener.port, timeout=5)
+    for _ in range(5):
+        connection.request("POST", "/", body=json.dumps(EVENTS).encode())
+        reply = connection.getresponse()
+        assert reply.status == 200 and reply.read() == b""
+        assert reply.getheader("Connection") is None  # kept open
+    connection.close()
+    assert len(sink.pushes) == 5
+
+
+def test_a_stalled_sender_does_not_hold_up_lambda(running) -> None:  # type: ignore[no-untyped-def]
+    listener, sink, _, _ = running
+    with socket.create_connection((listener.host, listener.port), timeout=5) as stalled:
+        stalled.sendall(b"POST / HTTP/1.1\r\nContent-Length: 50\r\n\r\n[")  # and never the rest
+        assert post(listener, json.dumps(EVENTS).encode()) == 200
+    assert sink.pushes == [EVENTS]
+
+
+def test_byte_by_byte_push_and_expect_continue(running) -> None:  # type: ignore[no-untyped-def]
+    listener, sink, _, _ = running
+    body = json.dumps(EVENTS).encode()
+    head = f"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection((listener.host, listener.port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for byte in head.encode():
+            sock.send(bytes([byte]))
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        assert sock.recv(100).startswith(b"HTTP/1.1 200 OK\r\n")
+    assert sink.pushes == [EVENTS]
+
+
+def test_oversized_push_is_answered_not_reset(running) -> None:  # type: ignore[no-untyped-def]
+    listener, sink, _, stats = running
+    body = b"[" + b" " * 2_000_000 + b"]"  # far beyond the 10,000-byte limit, sent in full
+    with socket.create_connection((listener.host, listener.port), timeout=5) as sock:
+        sock.sendall(f"POST / HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        try:
+            sock.sendall(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the listener stopped reading after its linger: the answer is still there
+        assert sock.recv(100).startswith(b"HTTP/1.1 413 ")
+    assert stats.dropped.get("oversized_push") == 1
+    assert sink.pushes == []
+
+
+def test_connections_beyond_the_cap_evict_the_least_recent(running) -> None:  # type: ignore[no-untyped-def]
+    from lambda_logs_http.listener import MAX_CONNECTIONS
+
+    listener, sink, _, _ = running
+    idle = [socket.create_connection((listener.host, listener.port), timeout=5)]
+    time.sleep(0.05)
+    idle += [
+        socket.create_connection((listener.host, listener.port), timeout=5)
+        for _ in range(MAX_CONNECTIONS + 5)
+    ]
+    assert post(listener, json.dumps(EVENTS).encode()) == 200
+    assert idle[0].recv(10) == b""  # the first one was closed to make room
+    for sock in idle:
+        sock.close()
+    assert sink.pushes == [EVENTS]
+
+
+def test_stop_is_prompt_with_connections_open() -> None:
+    listener = TelemetryListener(free_port(), Sink(), InvocationProgress(), Stats())
+    listener.bind()
+    listener.start()
+    assert listener.wait_serving(1.0)
+    with socket.create_connection((listener.host, listener.port), timeout=5) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 50\r\n\r\n[")
+        started = time.monotonic()
+        listener.stop()
+        assert time.monotonic() - started < 0.5
+        try:  # closed, not left hanging (reset if our "[" was still unread)
+            assert sock.recv(10) == b""
+        except ConnectionResetError:
+            pass
+    with pytest.raises(OSError):
+        socket.create_connection((listener.host, listener.port), timeout=1)
