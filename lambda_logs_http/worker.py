@@ -316,8 +316,9 @@ class DeliveryWorker:
             head = self._head()
             if head is None or not self._send(head, deadline):
                 return
-            # Take in what arrived during the send, up to the memory cap (so a slow receiver's
-            # backlog reaches the disk rather than piling up, unbounded, in the inbox).
+            # Take in what arrived during the send: for a slow or failing receiver up to the
+            # memory cap (its backlog then reaches the disk rather than Lambda's buffer); for a
+            # healthy one only up to the next batch (see _ingest_pending).
             self._ingest_pending(respect_cap=True)
 
     def _send(self, batch: AnyBatch, deadline: float | None) -> bool:
@@ -460,9 +461,17 @@ class DeliveryWorker:
 
     def _ingest_pending(self, respect_cap: bool = False) -> None:
         """Ingest the pushes at the head of the inbox, up to the first control item — or, with
-        ``respect_cap``, until memory is full and spilling would not help (backpressure)."""
+        ``respect_cap``, only while that is worth its memory.
+
+        When the receiver keeps up, our own CPU is what limits throughput: encoding pushes ahead
+        of sending would only hold megabytes of batches that can't go out any sooner, so the
+        worker stops once the next batch is ready and the rest waits, parsed, in the bounded
+        inbox (then the listener pushes back on Lambda). When the receiver is slow or failing,
+        it takes pushes in up to ``max_buffer_bytes`` and spills beyond, so Lambda's own buffer
+        never fills behind a receiver we can't speed up.
+        """
         while True:
-            if respect_cap and self._over_cap() and not self._may_spill():
+            if respect_cap and not self._may_spill() and (self._ready or self._over_cap()):
                 return
             events = self._inbox.get_push_nowait()
             if events is None:

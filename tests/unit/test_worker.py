@@ -240,3 +240,34 @@ def test_start_twice_and_stop_twice(make) -> None:  # type: ignore[no-untyped-de
     with pytest.raises(RuntimeError):
         running.worker.start()
     assert running.worker.stop(5) and running.worker.stop(5)
+
+
+def test_a_healthy_receiver_gets_no_batches_encoded_far_ahead(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    """Our CPU, not the receiver, limits throughput then: pushes wait parsed in the bounded
+    inbox rather than as megabytes of encoded batches that could not go out any sooner."""
+    receiver.script([{"delay": 0.02, "times": 1000}])  # healthy: well under _SLOW_SEND_SECONDS
+    running = make()  # each push ends with a runtimeDone: one batch per push
+    for n in range(30):
+        assert running.worker.submit(function_lines(20, request_id=f"r-{n}"))
+    most_ready = 0
+    while running.progress.wait("r-29", time.monotonic() + 0.005, 0.005) != DELIVERED:
+        most_ready = max(most_ready, len(running.worker._ready))
+    assert most_ready <= 2  # the batch in flight and the next one
+    messages = [e["message"] for e in receiver.entries()]
+    assert len(messages) == 30 * 21 and messages[-1] == "END RequestId: r-29"
+
+
+def test_a_slow_receiver_gets_pushes_taken_in_up_to_the_cap(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    """Behind a slow receiver the worker empties the inbox into batches (up to the memory
+    cap, then disk), so Lambda's own buffer never fills behind it."""
+    receiver.script([{"delay": 0.15, "times": 1000}])
+    running = make()
+    for n in range(12):
+        assert running.worker.submit(function_lines(20, request_id=f"r-{n}"))
+    most_ready = 0
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        most_ready = max(most_ready, len(running.worker._ready))
+        time.sleep(0.005)
+    assert most_ready > 5
+    assert running.worker.flush(time.monotonic() + 30)
