@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import _socket
 
-_MAX_HEADER_BYTES = 64 * 1024
+from .http_response import Reader, read_body, read_head
+
 _MAX_BODY_BYTES = 16 * 1024 * 1024
-_RECV_BYTES = 65536
 
 
 class LocalHttpError(OSError):
@@ -63,7 +63,12 @@ def request(
         sock = connect(host.strip("[]"), int(port), timeout)
         try:
             sock.sendall(head + body)
-            return _read_response(_Reader(sock))
+            reader = Reader(sock)
+            status, response_headers = read_head(reader)
+            response_body, whole = read_body(reader, response_headers, _MAX_BODY_BYTES)
+            if not whole and len(response_body) >= _MAX_BODY_BYTES:
+                raise LocalHttpError(f"{method} {path}: response body too large")
+            return Response(status, response_headers, response_body)
         finally:
             sock.close()
     except LocalHttpError:
@@ -91,88 +96,3 @@ def connect(host: str, port: int, timeout: float | None) -> _socket.socket:
             sock.close()
             error = exc
     raise error or LocalHttpError(f"no address for {host}")
-
-
-class _Reader:
-    """``readline``/``read`` over a socket, with one buffer (``_socket`` has no ``makefile``)."""
-
-    def __init__(self, sock: _socket.socket) -> None:
-        self._sock = sock
-        self._buffer = b""
-        self._eof = False
-
-    def _fill(self) -> bool:
-        if self._eof:
-            return False
-        chunk = self._sock.recv(_RECV_BYTES)
-        if not chunk:
-            self._eof = True
-            return False
-        self._buffer += chunk
-        return True
-
-    def readline(self, limit: int) -> bytes:
-        while b"\n" not in self._buffer and len(self._buffer) < limit and self._fill():
-            pass
-        end = self._buffer.find(b"\n")
-        end = len(self._buffer) if end < 0 else end + 1
-        end = min(end, limit)
-        line, self._buffer = self._buffer[:end], self._buffer[end:]
-        return line
-
-    def read(self, size: int) -> bytes:
-        while len(self._buffer) < size and self._fill():
-            pass
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
-
-def _read_response(reader: _Reader) -> Response:
-    status_line = reader.readline(_MAX_HEADER_BYTES)
-    parts = status_line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        raise LocalHttpError(f"not an HTTP response: {status_line[:80]!r}")
-    status = int(parts[1])
-    headers: dict[str, str] = {}
-    size = len(status_line)
-    while True:
-        line = reader.readline(_MAX_HEADER_BYTES)
-        size += len(line)
-        if size > _MAX_HEADER_BYTES:
-            raise LocalHttpError("response headers too large")
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, sep, value = line.decode("latin-1").partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = _read_chunked(reader)
-    elif "content-length" in headers:
-        length = int(headers["content-length"])
-        if length > _MAX_BODY_BYTES:
-            raise LocalHttpError("response body too large")
-        body = reader.read(length)
-        if len(body) != length:
-            raise LocalHttpError("connection closed before the end of the response body")
-    else:
-        body = reader.read(_MAX_BODY_BYTES)
-    return Response(status, headers, body)
-
-
-def _read_chunked(reader: _Reader) -> bytes:
-    chunks = []
-    total = 0
-    while True:
-        size_line = reader.readline(1024)
-        if not size_line:
-            raise LocalHttpError("connection closed inside a chunked body")
-        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-        if size == 0:
-            while reader.readline(1024) not in (b"\r\n", b"\n", b""):
-                pass  # trailers carry nothing we use
-            return b"".join(chunks)
-        total += size
-        if total > _MAX_BODY_BYTES:
-            raise LocalHttpError("response body too large")
-        chunks.append(reader.read(size))
-        reader.read(2)  # the CRLF after each chunk

@@ -50,6 +50,35 @@ def test_cold_start_path_avoids_heavy_modules() -> None:
     )
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-c", code, str(PACKAGE.parent)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert out == "[]"
+
+
+def test_sending_over_http_never_loads_http_client_email_or_ssl(tmp_path: Path) -> None:
+    """The transport speaks HTTP/1.1 itself: ``http.client`` would pull in ``email`` (7 MiB and
+    30-40 ms of CPU per execution environment); ``ssl`` is for https:// endpoints only."""
+    import subprocess
+
+    code = (
+        "import sys, pathlib; sys.path.insert(0, sys.argv[1]);"
+        "from lambda_sandbox.receiver import Receiver;"
+        "from lambda_logs_http.transport import HttpTransport;"
+        "from lambda_logs_http.auth import Auth;"
+        "receiver = Receiver(pathlib.Path(sys.argv[2]));"
+        "before = set(sys.modules);"
+        "t = HttpTransport(receiver.url, Auth());"
+        "assert all(t.send(b'{}', {}, 5).ok for _ in range(2));"
+        "receiver.stop();"
+        "print(sorted(m for m in set(sys.modules) - before"
+        " if m.split('.')[0] in ('http', 'email', 'ssl')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(PACKAGE.parent), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert out == "[]"

@@ -1,0 +1,176 @@
+"""HttpTransport's own HTTP/1.1 against a scripted socket server: every framing a receiver or a
+proxy in front of it may answer with, and when the connection is kept or dropped."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from lambda_logs_http.auth import Auth, BearerAuth
+from lambda_logs_http.transport import HttpTransport
+
+CLOSE = b"<close>"
+
+
+class ScriptedServer:
+    """Answers each request with the next reply, on kept-alive connections; a reply ending in
+    CLOSE closes the connection after it. Records requests and counts connections."""
+
+    def __init__(self) -> None:
+        self.replies: list[bytes] = []
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        self._listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/in?k=v"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self._serve_connection(conn)
+                except OSError:
+                    pass  # the client closed first (it does so after reading enough)
+
+    def _serve_connection(self, conn: socket.socket) -> None:
+        data = b""
+        while not self._stop.is_set():
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, data = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            while len(data) < length:
+                data += conn.recv(65536)
+            self.requests.append(head + b"\r\n\r\n" + data[:length])
+            data = data[length:]
+            reply = self.replies.pop(0)
+            conn.sendall(reply.removesuffix(CLOSE))
+            if reply.endswith(CLOSE):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(3)
+        self._listener.close()
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    scripted = ScriptedServer()
+    yield scripted
+    scripted.stop()
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def test_request_bytes_on_the_wire(server: ScriptedServer) -> None:
+    server.replies.append(OK)
+    result = HttpTransport(server.url, BearerAuth("tok")).send(b'{"a":1}', {"X-Id": "b1"}, 5)
+    assert result.ok
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /in?k=v HTTP/1.1"
+    assert f"Host: 127.0.0.1:{server.url.split(':')[2].split('/')[0]}".encode() in lines
+    assert {
+        b"Content-Type: application/json",
+        b"Authorization: Bearer tok",
+        b"X-Id: b1",
+        b"Content-Length: 7",
+    } <= set(lines)
+    assert body == b'{"a":1}'
+
+
+def test_keep_alive_across_framings(server: ScriptedServer) -> None:
+    server.replies += [
+        OK,
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        OK,
+    ]
+    transport = HttpTransport(server.url, Auth())
+    assert [transport.send(b"{}", {}, 5).status for _ in range(5)] == [200, 204, 202, 200, 200]
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    "closing_reply",
+    [
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" + CLOSE,
+        b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n" + CLOSE,
+        b"HTTP/1.1 200 OK\r\n\r\nuntil close" + CLOSE,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100_000,  # not drained
+        b"HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\nbusy",  # errors: reconnect
+    ],
+)
+def test_connection_is_dropped_when_it_cannot_be_reused(
+    server: ScriptedServer, closing_reply: bytes
+) -> None:
+    server.replies += [closing_reply, OK]
+    transport = HttpTransport(server.url, Auth())
+    transport.send(b"{}", {}, 5)
+    assert transport._connection is None
+    assert transport.send(b"{}", {}, 5).ok
+    assert server.connections == 2
+
+
+def test_error_body_is_bounded_and_retry_after_read(server: ScriptedServer) -> None:
+    server.replies.append(
+        b"HTTP/1.1 429 Slow Down\r\nRetry-After: 3\r\nContent-Length: 9000\r\n\r\n" + b"e" * 9000
+    )
+    result = HttpTransport(server.url, Auth()).send(b"{}", {}, 5)
+    assert (result.status, result.retryable, result.retry_after) == (429, True, "3")
+    assert len(result.error) < 400
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"SMTP ready\r\n\r\n" + CLOSE,
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n" + CLOSE,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + CLOSE,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort" + CLOSE,
+    ],
+)
+def test_malformed_answers_are_retryable_errors(server: ScriptedServer, garbage: bytes) -> None:
+    server.replies.append(garbage)
+    result = HttpTransport(server.url, Auth()).send(b"{}", {}, 5)
+    assert (result.ok, result.retryable) == (False, True)
+    assert "bad HTTP response" in result.error
+
+
+def test_header_injection_is_refused_before_sending(server: ScriptedServer) -> None:
+    transport = HttpTransport(server.url, Auth())
+    result = transport.send(b"{}", {"X-Id": "a\r\nX-Evil: 1"}, 5)
+    assert (result.ok, result.retryable, result.needs_fix) == (False, False, True)
+    result = transport.send(b"{}", {"X-Id": "caf\u00e9\u2603"}, 5)
+    assert (result.ok, result.needs_fix) == (False, True) and "\u2603" not in result.error
+    assert server.requests == []
+
+
+def test_large_body_goes_out_whole(server: ScriptedServer) -> None:
+    server.replies.append(OK)
+    body = b"[" + b"1," * 600_000 + b"1]"
+    assert HttpTransport(server.url, Auth()).send(body, {}, 5).ok
+    assert server.requests[0].endswith(body)
