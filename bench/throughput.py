@@ -95,11 +95,14 @@ VARIANTS: tuple[Variant, ...] = (
             needs="gzip", target=100_000),
     Variant("gzip.unpinned", "HTTP_COMPRESSION=gzip, unpinned", {"HTTP_COMPRESSION": "gzip"},
             False, needs="gzip"),
-    # Back-pressure: pushes arrive faster than a distant receiver takes batches, so a backlog
-    # builds up inside the extension; the memory table shows whether HTTP_MAX_BUFFER_BYTES
-    # bounds it.
+    # A receiver slower than the extension but still "healthy" (sends < 100 ms): the worker
+    # encodes only up to the next batch and the listener pushes back on the pusher.
     Variant("slow_receiver.pinned", "default, receiver answers in 20 ms, 1 core", {}, True,
             receiver_delay_ms=20.0, once=True),
+    # A slow receiver (sends >= 100 ms): the worker takes pushes in up to HTTP_MAX_BUFFER_BYTES
+    # and spills beyond, so the memory table shows whether the cap bounds the peak.
+    Variant("slower_receiver.pinned", "default, receiver answers in 120 ms, 1 core", {}, True,
+            receiver_delay_ms=120.0, once=True),
 )
 
 
