@@ -100,8 +100,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("slow_receiver.pinned", "default, receiver answers in 20 ms, 1 core", {}, True,
             receiver_delay_ms=20.0, once=True),
     # A slow receiver (sends >= 100 ms): the worker takes pushes in up to HTTP_MAX_BUFFER_BYTES
-    # and spills beyond, so the memory table shows whether the cap bounds the peak.
-    Variant("slower_receiver.pinned", "default, receiver answers in 120 ms, 1 core", {}, True,
+    # and spills beyond, so the memory table shows whether the cap bounds the peak. The spill
+    # cap is raised so that the whole stream fits on disk (at the default 64 MiB the oldest
+    # records would be dropped, counted, once the disk cap is reached too).
+    Variant("slower_receiver.pinned", "default, receiver answers in 120 ms, 1 core, spill cap "
+            "512 MiB", {"HTTP_MAX_SPILL_BYTES": str(512 << 20)}, True,
             receiver_delay_ms=120.0, once=True),
 )
 
