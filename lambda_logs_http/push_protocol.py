@@ -96,7 +96,8 @@ class RequestParser:
         length = self._body_length
         if len(self._buffer) < length:
             return None
-        body = bytes(self._buffer[:length])
+        with memoryview(self._buffer) as view:  # one copy of the body, not two
+            body = bytes(view[:length])
         del self._buffer[:length]
         self._body_length = -1
         self.continue_due = False
