@@ -72,6 +72,11 @@ class RequestParser:
         self.continue_due = False  # the sender waits for "100 Continue" before sending the body
 
     @property
+    def buffered(self) -> int:
+        """Bytes held for a request not yet complete (what a peer makes us keep)."""
+        return len(self._buffer)
+
+    @property
     def idle(self) -> bool:
         """No partial request is held (a connection may then be closed without losing one)."""
         return not self._buffer and self._body_length < 0
@@ -86,6 +91,8 @@ class RequestParser:
             if end < 0:
                 if len(self._buffer) > MAX_HEAD_BYTES:
                     raise ProtocolError(431, b"request head too large")
+                if b"\n\n" in self._buffer:
+                    raise ProtocolError(400, b"lines must end with CRLF")
                 return None
             if end > MAX_HEAD_BYTES:
                 raise ProtocolError(431, b"request head too large")
@@ -105,7 +112,11 @@ class RequestParser:
 
     def _parse_head(self, head: bytes) -> tuple[int, bool, bool]:
         """Content length, keep-alive, expects 100-continue; or ProtocolError."""
-        request_line, _, header_block = head.partition(b"\r\n")
+        lines = head.split(b"\r\n")
+        for line in lines:
+            if b"\r" in line or b"\n" in line or b"\x00" in line:
+                raise ProtocolError(400, b"bare CR, LF or NUL in the request head")
+        request_line = lines[0]
         parts = request_line.split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
             raise ProtocolError(400, b"bad request line")
@@ -117,9 +128,9 @@ class RequestParser:
         length = -1
         keep_alive = version == b"HTTP/1.1"
         expects_continue = False
-        for line in header_block.split(b"\r\n") if header_block else ():
+        for line in lines[1:]:
             name, colon, value = line.partition(b":")
-            if not colon or not name or name != name.strip():
+            if not colon or not name or b" " in name or b"\t" in name:
                 raise ProtocolError(400, b"bad header line")
             name = name.lower()
             value = value.strip()

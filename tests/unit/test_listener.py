@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -170,7 +171,7 @@ def test_oversized_push_is_answered_not_reset(running) -> None:  # type: ignore[
 
 
 def test_connections_beyond_the_cap_evict_the_least_recent(running) -> None:  # type: ignore[no-untyped-def]
-    from lambda_logs_http.listener import MAX_CONNECTIONS
+    from lambda_logs_http.push_server import MAX_CONNECTIONS
 
     listener, sink, _, _ = running
     idle = [socket.create_connection((listener.host, listener.port), timeout=5)]
@@ -202,3 +203,102 @@ def test_stop_is_prompt_with_connections_open() -> None:
             pass
     with pytest.raises(OSError):
         socket.create_connection((listener.host, listener.port), timeout=1)
+
+
+def test_a_peer_that_never_reads_its_answers_does_not_hold_up_lambda(running) -> None:  # type: ignore[no-untyped-def]
+    listener, _, _, _ = running
+    flood = socket.create_connection((listener.host, listener.port), timeout=5)
+    pipelined = b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]" * 200_000  # 8 MB of requests
+
+    def send_all() -> None:
+        try:
+            flood.sendall(pipelined)
+        except OSError:
+            pass  # the listener closed it in the end: what matters is Lambda's push below
+
+    sender = threading.Thread(target=send_all)
+    sender.start()
+    time.sleep(0.5)  # our answers have filled the flooding peer's buffers by now
+    started = time.monotonic()
+    assert post(listener, json.dumps(EVENTS).encode()) == 200
+    assert time.monotonic() - started < 0.5
+    flood.close()
+    sender.join(10)
+
+
+def test_partial_requests_are_bounded_in_bytes_and_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lambda_logs_http import push_server
+
+    monkeypatch.setattr(push_server, "PARTIAL_IDLE_SECONDS", 0.5)
+    sink, stats = Sink(), Stats()
+    listener = TelemetryListener(
+        free_port(), sink, InvocationProgress(), stats, max_body_bytes=100_000
+    )
+    listener.bind()
+    listener.start()
+    budget = 2 * 100_000 + 2 * push_server._RECV_BYTES
+    stalled = []
+    for _ in range(12):  # each holds a 99,999-byte partial body: together over the budget
+        sock = socket.create_connection((listener.host, listener.port), timeout=5)
+        sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + b" " * 99_999)
+        stalled.append(sock)
+    time.sleep(0.2)
+    loop_connections = 0
+    assert post(listener, json.dumps(EVENTS).encode()) == 200  # Lambda still served
+    time.sleep(0.8)  # past PARTIAL_IDLE_SECONDS: every stalled connection is closed
+    for sock in stalled:
+        sock.settimeout(2)
+        try:
+            loop_connections += sock.recv(10) != b""
+        except ConnectionResetError:
+            pass
+        sock.close()
+    assert loop_connections == 0
+    assert budget < 12 * 100_000
+    listener.stop()
+    assert sink.pushes == [EVENTS]
+
+
+def test_bare_lf_requests_are_refused(running) -> None:  # type: ignore[no-untyped-def]
+    listener, _, _, _ = running
+    with socket.create_connection((listener.host, listener.port), timeout=5) as sock:
+        sock.sendall(b"POST / HTTP/1.1\nContent-Length: 2\n\n[]")
+        assert sock.recv(100).startswith(b"HTTP/1.1 400 ")
+
+
+def test_out_of_descriptors_pauses_accepting_instead_of_spinning(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """At the fd limit the listening socket stays readable: polling it again at once spins."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import os, resource, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from lambda_logs_http.listener import TelemetryListener
+from lambda_logs_http.progress import InvocationProgress
+from lambda_logs_http.stats import Stats
+listener = TelemetryListener(int(sys.argv[2]), lambda events: True, InvocationProgress(), Stats())
+listener.bind(); listener.start(); assert listener.wait_serving(2)
+clients = subprocess.Popen([sys.executable, "-c",
+    "import socket, time; time.sleep(0.3);"
+    " s = [socket.create_connection(('127.0.0.1', %s)) for _ in range(6)]; time.sleep(1.5)"
+    % sys.argv[2]])
+open_fds = len(os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE, (open_fds + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+started = time.process_time(); time.sleep(1.0)
+print(round(time.process_time() - started, 2))
+clients.wait()
+os._exit(0)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).resolve().parents[2]), str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    lines = out.stdout.splitlines()  # the extension logs to stdout, as Lambda reads it
+    cpu = [line for line in lines if not line.startswith("[EXTENSION]")]
+    assert cpu and float(cpu[0]) < 0.2, out.stdout[-2000:] + out.stderr[-2000:]
+    pauses = sum("pausing new connections" in line for line in lines)
+    assert 1 <= pauses <= 3  # one line a pause, not one per spin
