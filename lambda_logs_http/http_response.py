@@ -39,6 +39,7 @@ class Reader:
         self._sock = sock
         self._buffer = b""
         self._eof = False
+        self.received = 0  # bytes read from the socket so far
 
     def _fill(self) -> bool:
         if self._eof:
@@ -48,6 +49,7 @@ class Reader:
             self._eof = True
             return False
         self._buffer += chunk
+        self.received += len(chunk)
         return True
 
     def readline(self, limit: int) -> bytes:
@@ -98,10 +100,14 @@ def read_head(reader: Reader) -> tuple[int, dict[str, str]]:
             return status, headers
 
 
-def read_body(reader: Reader, headers: dict[str, str], limit: int) -> tuple[bytes, bool]:
+def read_body(
+    reader: Reader, status: int, headers: dict[str, str], limit: int
+) -> tuple[bytes, bool]:
     """At most ``limit`` bytes of the body; and whether it was read to its end with the
     connection still usable (False: the caller must close it, or, if it needs the whole body,
     treat the body as too large when ``len(body) == limit``)."""
+    if status in (204, 304) or 100 <= status < 200:
+        return b"", True  # no body, whatever the headers say (RFC 9112 6.3)
     if headers.get("transfer-encoding", "").lower() == "chunked":
         return _read_chunked(reader, limit)
     length_header = headers.get("content-length")

@@ -65,7 +65,7 @@ def request(
             sock.sendall(head + body)
             reader = Reader(sock)
             status, response_headers = read_head(reader)
-            response_body, whole = read_body(reader, response_headers, _MAX_BODY_BYTES)
+            response_body, whole = read_body(reader, status, response_headers, _MAX_BODY_BYTES)
             if not whole and len(response_body) >= _MAX_BODY_BYTES:
                 raise LocalHttpError(f"{method} {path}: response body too large")
             return Response(status, response_headers, response_body)

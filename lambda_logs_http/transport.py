@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from . import __version__, log
 from .auth import Auth, redact_headers
-from .http_response import MalformedResponse, NoResponse, Reader, keeps_alive, read_body, read_head
+from .http_response import MalformedResponse, Reader, keeps_alive, read_body, read_head
 
 USER_AGENT = f"lambda-logs-http/{__version__}"
 _MAX_ERROR_BODY = 2048
@@ -117,11 +117,13 @@ class HttpTransport(Transport):
         self._ca_bundle = ca_bundle
         self._connection: _Connection | None = None
         self._ssl_context: object = None
+        self._aborted = False  # set by abort(): the send in flight must not reconnect
 
     def send(self, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
+        self._aborted = False
         reused = self._connection is not None
         result, stale = self._send_once(body, headers, timeout)
-        if stale and reused:
+        if stale and reused and not self._aborted:
             # The receiver closed the idle keep-alive connection (typically while the environment
             # was frozen): that is no failure of the receiver, so reconnect once right away.
             result, _ = self._send_once(body, headers, timeout)
@@ -157,8 +159,11 @@ class HttpTransport(Transport):
         head = self._request_head(headers, len(body))
         if isinstance(head, SendResult):
             return head, False
+        connection = None
+        received_before = 0
         try:
             connection = self._connect(timeout)
+            received_before = connection.reader.received
             if len(body) <= _COALESCE_BYTES:
                 connection.sock.sendall(head + body)  # one segment for a small batch
             else:
@@ -166,18 +171,26 @@ class HttpTransport(Transport):
                 connection.sock.sendall(body)
             status, response_headers = read_head(connection.reader)
             limit = _MAX_ERROR_BODY if status >= 300 else _MAX_DRAINED_BODY
-            detail, whole = read_body(connection.reader, response_headers, limit)
+            detail, whole = read_body(connection.reader, status, response_headers, limit)
             if status >= 300 or not whole or not keeps_alive(response_headers):
                 # Drain nothing more: an error body may be huge, and reconnecting is cheap.
                 self.close()
-        except (NoResponse, BrokenPipeError, ConnectionResetError) as exc:
-            self.close()
-            return SendResult(False, 0, True, f"connection closed by the receiver: {exc}"), True
         except MalformedResponse as exc:
             self.close()
             return SendResult(False, 0, True, f"bad HTTP response: {exc}"), False
         except OSError as exc:
             self.close()
+            if self._aborted:
+                return SendResult(False, 0, True, "send aborted (shutdown deadline)"), False
+            # Whatever broke before the first byte of an answer (a reset, an EOF, TLS's own
+            # EOF errors) means a kept-alive connection the receiver had already closed.
+            stale = (
+                connection is not None
+                and connection.reader.received == received_before
+                and not _is_timeout(exc)
+            )
+            if stale:
+                return SendResult(False, 0, True, f"connection closed by the receiver: {exc}"), True
             return self._connection_error(exc), False
         if 200 <= status < 300:
             return SendResult(True, status), False
@@ -197,11 +210,14 @@ class HttpTransport(Transport):
                 pass
 
     def abort(self) -> None:
+        self._aborted = True
         connection = self._connection
         if connection is not None:
             try:
-                # shutdown(), unlike close(), wakes a thread blocked in recv() or send().
-                connection.sock.shutdown(socket.SHUT_RDWR)
+                # shutdown(), unlike close(), wakes a thread blocked in recv() or send(). The
+                # plain socket's: SSLSocket.shutdown() first drops the TLS layer, and a send()
+                # racing with it could then write in clear text.
+                socket.socket.shutdown(connection.sock, socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -211,6 +227,9 @@ class HttpTransport(Transport):
             connection.sock.settimeout(timeout)
             return connection
         sock = socket.create_connection((self._host, self._port), timeout=timeout)
+        if self._aborted:  # abort() came while we were connecting: there was nothing to shut
+            sock.close()
+            raise OSError("send aborted")
         try:
             # A body too large for one segment is written after the headers: no Nagle stall.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -248,9 +267,13 @@ class HttpTransport(Transport):
                 "receiver's CA file (HTTP_TLS_VERIFY=false only for testing)",
                 needs_fix=True,
             )
-        if isinstance(exc, TimeoutError) or type(exc).__name__ == "timeout":
+        if _is_timeout(exc):
             return SendResult(False, 0, True, "timed out waiting for the receiver")
         return SendResult(False, 0, True, f"connection failed: {type(exc).__name__}: {exc}")
+
+
+def _is_timeout(exc: OSError) -> bool:
+    return isinstance(exc, TimeoutError) or type(exc).__name__ == "timeout"
 
 
 class TestModeTransport(Transport):

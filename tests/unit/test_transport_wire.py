@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from lambda_logs_http.auth import Auth, BearerAuth
 from lambda_logs_http.transport import HttpTransport
 
 CLOSE = b"<close>"
+HANG = b"<hang>"  # never answer this request
 
 
 class ScriptedServer:
@@ -64,6 +66,9 @@ class ScriptedServer:
             self.requests.append(head + b"\r\n\r\n" + data[:length])
             data = data[length:]
             reply = self.replies.pop(0)
+            if reply == HANG:
+                self._stop.wait()
+                return
             conn.sendall(reply.removesuffix(CLOSE))
             if reply.endswith(CLOSE):
                 return
@@ -174,3 +179,27 @@ def test_large_body_goes_out_whole(server: ScriptedServer) -> None:
     body = b"[" + b"1," * 600_000 + b"1]"
     assert HttpTransport(server.url, Auth()).send(body, {}, 5).ok
     assert server.requests[0].endswith(body)
+
+
+def test_no_body_statuses_never_wait_for_one(server: ScriptedServer) -> None:
+    """204 and 304 have no body whatever their headers say; reading "until close" would wait
+    out the timeout on a kept-alive connection and resend a delivered batch."""
+    server.replies += [b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n", OK]
+    transport = HttpTransport(server.url, Auth())
+    started = time.monotonic()
+    assert [transport.send(b"{}", {}, 5).status for _ in range(3)] == [204, 204, 200]
+    assert time.monotonic() - started < 1.0
+    assert server.connections == 1 and len(server.requests) == 3
+
+
+def test_abort_ends_the_send_without_sending_again(server: ScriptedServer) -> None:
+    """abort() (the shutdown deadline) must not look like a stale connection to reconnect."""
+    server.replies += [OK, HANG]
+    transport = HttpTransport(server.url, Auth())
+    assert transport.send(b"{}", {}, 5).ok  # the hung send below reuses this connection
+    threading.Timer(0.3, transport.abort).start()
+    started = time.monotonic()
+    result = transport.send(b"{}", {}, 5)
+    assert time.monotonic() - started < 2.0
+    assert (result.ok, result.retryable) == (False, True) and "aborted" in result.error
+    assert len(server.requests) == 2 and server.connections == 1
