@@ -9,12 +9,16 @@ are skipped; every size is bounded.
 
 from __future__ import annotations
 
+import time
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Protocol
 
     class Receivable(Protocol):
         def recv(self, size: int, /) -> bytes: ...
+
+        def settimeout(self, value: float | None, /) -> None: ...
 
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -40,10 +44,18 @@ class Reader:
         self._buffer = b""
         self._eof = False
         self.received = 0  # bytes read from the socket so far
+        # When set (a time.monotonic() value), the whole response must have arrived by then: a
+        # socket timeout alone bounds each read, and a peer trickling bytes would renew it.
+        self.deadline: float | None = None
 
     def _fill(self) -> bool:
         if self._eof:
             return False
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the response did not arrive in time")
+            self._sock.settimeout(remaining)
         chunk = self._sock.recv(_RECV_BYTES)
         if not chunk:
             self._eof = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from urllib.parse import urlsplit
 
 from . import __version__, log
@@ -164,6 +165,7 @@ class HttpTransport(Transport):
         received_before = 0
         try:
             connection = self._connect(timeout)
+            connection.reader.deadline = time.monotonic() + timeout
             received_before = connection.reader.received
             if len(body) <= _COALESCE_BYTES:
                 connection.sock.sendall(head + body)  # one segment for a small batch
@@ -225,8 +227,12 @@ class HttpTransport(Transport):
     def _connect(self, timeout: float) -> _Connection:
         connection = self._connection
         if connection is not None:
-            connection.sock.settimeout(timeout)
-            return connection
+            if not _has_unread_bytes(connection.sock):
+                connection.sock.settimeout(timeout)
+                return connection
+            # Readable while idle: the receiver closed it, or sent something unasked (an idle
+            # 408, say) that would be taken for the answer to this request. Start afresh.
+            self.close()
         sock = socket.create_connection((self._host, self._port), timeout=timeout)
         if self._aborted:  # abort() came while we were connecting: there was nothing to shut
             sock.close()
@@ -271,6 +277,17 @@ class HttpTransport(Transport):
         if _is_timeout(exc):
             return SendResult(False, 0, True, "timed out waiting for the receiver")
         return SendResult(False, 0, True, f"connection failed: {type(exc).__name__}: {exc}")
+
+
+def _has_unread_bytes(sock: socket.socket) -> bool:
+    import select  # a small C module, already loaded by the listener
+
+    poller = select.poll()  # not select.select(): no limit on descriptor numbers
+    poller.register(sock, select.POLLIN)
+    try:
+        return bool(poller.poll(0))
+    except OSError:
+        return True  # closed under us: not reusable either
 
 
 def _is_timeout(exc: OSError) -> bool:

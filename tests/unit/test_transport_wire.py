@@ -15,6 +15,8 @@ from lambda_logs_http.transport import HttpTransport
 
 CLOSE = b"<close>"
 HANG = b"<hang>"  # never answer this request
+LATE_408 = b"<late-408>"  # after the reply, while idle: an unasked 408, then close
+TRICKLE = b"<trickle>"  # the reply one byte every 0.1 s
 
 
 class ScriptedServer:
@@ -68,6 +70,17 @@ class ScriptedServer:
             reply = self.replies.pop(0)
             if reply == HANG:
                 self._stop.wait()
+                return
+            if reply.endswith(TRICKLE):
+                for byte in reply.removesuffix(TRICKLE):
+                    conn.sendall(bytes([byte]))
+                    if self._stop.wait(0.1):
+                        return
+                continue
+            if reply.endswith(LATE_408):
+                conn.sendall(reply.removesuffix(LATE_408))
+                self._stop.wait(0.2)
+                conn.sendall(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
                 return
             conn.sendall(reply.removesuffix(CLOSE))
             if reply.endswith(CLOSE):
@@ -203,3 +216,23 @@ def test_abort_ends_the_send_without_sending_again(server: ScriptedServer) -> No
     assert time.monotonic() - started < 2.0
     assert (result.ok, result.retryable) == (False, True) and "aborted" in result.error
     assert len(server.requests) == 2 and server.connections == 1
+
+
+def test_an_unasked_408_on_an_idle_connection_is_not_taken_for_the_answer(
+    server: ScriptedServer,
+) -> None:
+    server.replies += [OK + LATE_408, OK]
+    transport = HttpTransport(server.url, Auth())
+    assert transport.send(b"{}", {}, 5).ok
+    time.sleep(0.5)  # the server has sent its 408 and closed meanwhile
+    result = transport.send(b"{}", {}, 5)
+    assert (result.ok, result.status) == (True, 200)
+    assert server.connections == 2
+
+
+def test_a_trickling_answer_cannot_outlast_the_timeout(server: ScriptedServer) -> None:
+    server.replies.append(OK + TRICKLE)  # ~4 s in all, each byte well within the timeout
+    started = time.monotonic()
+    result = HttpTransport(server.url, Auth()).send(b"{}", {}, 1.0)
+    assert time.monotonic() - started < 1.5
+    assert (result.ok, result.retryable) == (False, True) and "timed out" in result.error
