@@ -170,9 +170,9 @@ class Extension:
         # Subscribe only once the listener serves: the subscription makes Lambda start pushing,
         # and a push must be answered at once. AWS's emulator keeps one push in flight, drops
         # what comes meanwhile, and (managed-instances mode, ~1 run in 6) stalled the first
-        # invoke for 29 s behind a push our listener was still importing http.server to answer.
-        # This puts that import (~30-45 ms) before the first /event/next, but after register,
-        # so it overlaps the runtime's own init. The worker stays gated (see open_gate).
+        # invoke for 29 s behind a push our listener was not yet ready to answer. So whatever
+        # the listener needs before serving is on the cold-start path: it imports only
+        # ``select`` (see push_server). The worker stays gated (see open_gate).
         self.listener.start()
         self.worker.start(self.gate)
         self.listener.wait_serving(1.0)
@@ -196,8 +196,8 @@ class Extension:
             )
 
     def open_gate(self) -> None:
-        """Let the threads do their heavy imports (``json``, ``http.server``, ``http.client``,
-        ``ssl``...). Called right before the first ``/event/next``: Lambda counts everything
+        """Let the worker do its heavier imports (``json``, ``re``, ``socket``, ``ssl`` for
+        https...). Called right before the first ``/event/next``: Lambda counts everything
         until then as the extension's init, and starts the function's runtime only after every
         extension registered, so this work then overlaps the runtime's own init instead."""
         if self.gate is not None:
