@@ -168,9 +168,11 @@ class TelemetryListener:
         listening = self._socket
         assert listening is not None
         try:
-            import select  # a small C module: the whole serving loop imports nothing else
-
             wake_reader, wake_writer = _socket.socketpair()
+            loop = ServeLoop(
+                listening, wake_reader, self.handle_body, self._refused_oversized,
+                self._max_body_bytes,
+            )  # fmt: skip
         except Exception as exc:  # nothing can be received; say so once, clearly
             log.error(f"the Telemetry listener could not start: {type(exc).__name__}: {exc}")
             self._ready.set()
@@ -178,10 +180,6 @@ class TelemetryListener:
             return
         self._wake_writer = wake_writer
         self._ready.set()
-        loop = ServeLoop(
-            listening, wake_reader, self.handle_body, self._refused_oversized,
-            self._max_body_bytes, select,
-        )  # fmt: skip
         try:
             loop.run(lambda: self._stopping)
         finally:

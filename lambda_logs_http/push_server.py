@@ -23,7 +23,6 @@ from .push_protocol import CONTINUE, ProtocolError, RequestParser, response
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
 # Lambda keeps one or two connections open; more than this are evicted, least recently used first.
 MAX_CONNECTIONS = 32
@@ -58,9 +57,14 @@ class _Connection:
         self.linger_until = 0.0  # set once that answer is out and our side is shut
         self.discarded = 0
 
-    def pending(self) -> bool:
-        """Holding a partial request or an unsent answer (which may not wait forever)."""
-        return bool(self.outbox) or not self.parser.idle
+    def deadline(self) -> float | None:
+        """When to close it: at the end of its linger, or when a partial request or an unsent
+        answer has waited too long. None: idle and kept alive, for as long as the peer likes."""
+        if self.linger_until:
+            return self.linger_until
+        if self.outbox or not self.parser.idle:
+            return self.last_active + PARTIAL_IDLE_SECONDS
+        return None
 
 
 class ServeLoop:
@@ -73,8 +77,9 @@ class ServeLoop:
         handle_body: Callable[[bytes], int],
         on_oversized: Callable[[ProtocolError], None],
         max_body_bytes: int,
-        select_module: Any,
     ) -> None:
+        import select  # a small C module, and the only import the loop needs
+
         self._listening = listening
         self._wake_reader = wake_reader
         self._handle_body = handle_body
@@ -82,9 +87,9 @@ class ServeLoop:
         self._max_body = max_body_bytes
         # Two of Lambda's largest pushes in flight at once, plus a read each.
         self._buffer_budget = 2 * max_body_bytes + 2 * _RECV_BYTES
-        self._poller = select_module.poll()
-        self._pollin = select_module.POLLIN
-        self._pollout = select_module.POLLOUT
+        self._poller = select.poll()
+        self._pollin = select.POLLIN
+        self._pollout = select.POLLOUT
         self._connections: dict[int, _Connection] = {}
         self._accept_paused_until = 0.0
 
@@ -177,7 +182,7 @@ class ServeLoop:
             self._close(connection)
             return
         connection.last_active = time.monotonic()
-        if connection.linger_until or connection.close_when_sent:
+        if connection.close_when_sent:  # lingering, or about to
             connection.discarded += len(data)  # the rest of a request we already refused
             if connection.discarded > _LINGER_MAX_BYTES:
                 self._close(connection)
@@ -233,12 +238,10 @@ class ServeLoop:
         self._update_interest(connection)
 
     def _update_interest(self, connection: _Connection) -> None:
-        mask = 0
-        if connection.outbox:
-            mask |= self._pollout
+        mask = self._pollout if connection.outbox else 0
         if len(connection.outbox) < _MAX_OUTBOX_BYTES:
             mask |= self._pollin  # a peer that doesn't read our answers gets no more read
-        self._poller.modify(connection.fd, mask or self._pollin)
+        self._poller.modify(connection.fd, mask)
 
     def _linger(self, connection: _Connection) -> None:
         """Close after the last answer, but first read what the peer still sends: closing with
@@ -272,12 +275,9 @@ class ServeLoop:
 
     def _poll_timeout_ms(self, now: float) -> int | None:
         """Until the next deadline (None: none, wait for an event)."""
-        deadlines = [self._accept_paused_until] if self._accept_paused_until else []
-        for connection in self._connections.values():
-            if connection.linger_until:
-                deadlines.append(connection.linger_until)
-            elif connection.pending():
-                deadlines.append(connection.last_active + PARTIAL_IDLE_SECONDS)
+        deadlines = [d for c in self._connections.values() if (d := c.deadline()) is not None]
+        if self._accept_paused_until:
+            deadlines.append(self._accept_paused_until)
         if not deadlines:
             return None
         return max(0, int((min(deadlines) - now) * 1000) + 1)
@@ -287,10 +287,8 @@ class ServeLoop:
             self._accept_paused_until = 0.0
             self._poller.register(self._listening.fileno(), self._pollin)
         for connection in list(self._connections.values()):
-            if connection.linger_until:
-                if now >= connection.linger_until:
-                    self._close(connection)
-            elif connection.pending() and now >= connection.last_active + PARTIAL_IDLE_SECONDS:
+            deadline = connection.deadline()
+            if deadline is not None and now >= deadline:
                 self._close(connection)
 
     def _close(self, connection: _Connection) -> None:

@@ -109,10 +109,10 @@ class HttpTransport(Transport):
         self.endpoint = endpoint
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
-        self._port = parts.port or (443 if self._https else 80)
+        default_port = 443 if self._https else 80
+        self._port = parts.port or default_port
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host = f"[{self._host}]" if ":" in self._host else self._host
-        default_port = 443 if self._https else 80
         self._host_header = host if self._port == default_port else f"{host}:{self._port}"
         self._auth = auth
         self._tls_verify = tls_verify

@@ -473,7 +473,8 @@ class DeliveryWorker:
         never fills behind a receiver we can't speed up.
         """
         while True:
-            if respect_cap and not self._may_spill() and (self._ready or self._over_cap()):
+            # (Over the cap implies a batch is ready, so this also stops at the cap.)
+            if respect_cap and self._ready and not self._may_spill():
                 return
             events = self._inbox.get_push_nowait()
             if events is None:

@@ -14,12 +14,13 @@ import pytest
 
 from lambda_logs_http.auth import Auth
 from lambda_logs_http.transport import HttpTransport
+from tests.servers.accept_loop import AcceptLoopServer
 from tests.servers.tls import TlsMaterial
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 
-class DroppingTlsServer:
+class DroppingTlsServer(AcceptLoopServer):
     """Answers one request per connection, then drops it: ``mode`` "fin" (close without
     close_notify) or "rst" (reset)."""
 
@@ -27,41 +28,18 @@ class DroppingTlsServer:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
         self._mode = mode
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(8)
-        self._listener.settimeout(0.1)
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve)
-        self._thread.start()
-        self.url = f"https://127.0.0.1:{self._listener.getsockname()[1]}/in"
+        super().__init__(connection_timeout=5)
+        self.url = f"https://127.0.0.1:{self.port}/in"
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                raw, _ = self._listener.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            raw.settimeout(5)
-            try:
-                conn = self._context.wrap_socket(raw, server_side=True)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                conn.sendall(OK)
-                self._stop.wait(0.1)  # the client is idle now: drop it
-                if self._mode == "rst":
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()
-            except OSError:
-                raw.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(3)
-        self._listener.close()
+    def serve(self, raw: socket.socket) -> None:
+        with self._context.wrap_socket(raw, server_side=True) as conn:  # owns the fd now
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(OK)
+            self._stop.wait(0.1)  # the client is idle now: drop it
+            if self._mode == "rst":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 @pytest.fixture(params=["fin", "rst"])

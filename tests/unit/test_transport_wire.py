@@ -12,6 +12,7 @@ import pytest
 
 from lambda_logs_http.auth import Auth, BearerAuth
 from lambda_logs_http.transport import HttpTransport
+from tests.servers.accept_loop import AcceptLoopServer
 
 CLOSE = b"<close>"
 HANG = b"<hang>"  # never answer this request
@@ -19,38 +20,17 @@ LATE_408 = b"<late-408>"  # after the reply, while idle: an unasked 408, then cl
 TRICKLE = b"<trickle>"  # the reply one byte every 0.1 s
 
 
-class ScriptedServer:
+class ScriptedServer(AcceptLoopServer):
     """Answers each request with the next reply, on kept-alive connections; a reply ending in
     CLOSE closes the connection after it. Records requests and counts connections."""
 
     def __init__(self) -> None:
         self.replies: list[bytes] = []
         self.requests: list[bytes] = []
-        self.connections = 0
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(8)
-        self._listener.settimeout(0.1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve)
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/in?k=v"
+        super().__init__(connection_timeout=2)
+        self.url = f"http://127.0.0.1:{self.port}/in?k=v"
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            with conn:
-                conn.settimeout(2)
-                try:
-                    self._serve_connection(conn)
-                except OSError:
-                    pass  # the client closed first (it does so after reading enough)
-
-    def _serve_connection(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         data = b""
         while not self._stop.is_set():
             while b"\r\n\r\n" not in data:
@@ -85,11 +65,6 @@ class ScriptedServer:
             conn.sendall(reply.removesuffix(CLOSE))
             if reply.endswith(CLOSE):
                 return
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(3)
-        self._listener.close()
 
 
 @pytest.fixture
