@@ -150,8 +150,13 @@ class Extension:
         self.worker = DeliveryWorker(
             config, self._transformer_factory, self._transport_factory, self.progress, self.stats
         )
+        worker = self.worker
         self.listener = TelemetryListener(
-            config.listener_port, self.worker.submit, self.progress, self.stats
+            config.listener_port,
+            lambda events: worker.submit(events, wake=False),
+            self.progress,
+            self.stats,
+            wake_sink=worker.wake,
         )
         self.listener.bind()
         schema = (

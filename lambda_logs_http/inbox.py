@@ -25,11 +25,16 @@ class Inbox:
         self._records = 0
         self._cond = threading.Condition()
 
-    def put_push(self, events: list[dict[str, object]], wait: float) -> bool:
-        """Queue one push, waiting up to ``wait`` seconds for room; False if there was none."""
+    def put_push(self, events: list[dict[str, object]], wait: float, wake: bool = True) -> bool:
+        """Queue one push, waiting up to ``wait`` seconds for room; False if there was none.
+
+        ``wake=False`` leaves the taker asleep until ``wake()``: the listener answers Lambda
+        first, so the two threads don't fight over the GIL while the push is still unanswered.
+        """
         size = len(events)
         with self._cond:
             if self._records and self._records + size > self.max_records:
+                self._cond.notify_all()  # pushes queued without a wake must be taken now
                 deadline = time.monotonic() + wait
                 while self._records and self._records + size > self.max_records:
                     remaining = deadline - time.monotonic()
@@ -38,8 +43,14 @@ class Inbox:
                     self._cond.wait(remaining)
             self._items.append(events)
             self._records += size
-            self._cond.notify_all()
+            if wake:
+                self._cond.notify_all()
         return True
+
+    def wake(self) -> None:
+        """Wake the taker for what ``put_push(wake=False)`` queued."""
+        with self._cond:
+            self._cond.notify_all()
 
     def put(self, item: object) -> None:
         """Queue a control item (never refused)."""

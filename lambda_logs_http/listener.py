@@ -70,10 +70,16 @@ class TelemetryListener:
         progress: InvocationProgress,
         stats: Stats,
         max_body_bytes: int = MAX_BODY_BYTES,
+        wake_sink: Callable[[], None] | None = None,
     ) -> None:
+        """With ``wake_sink``, ``sink`` only queues, and ``wake_sink`` is called once the
+        pushes' answers are written: Lambda gets its answer before the worker competes for the
+        GIL, and the worker starts on a push with the listener's part done."""
         self.port = port
         self.host = ""
         self._sink = sink
+        self._wake_sink = wake_sink
+        self._queued = False
         self._progress = progress
         self._stats = stats
         self._max_body_bytes = max_body_bytes
@@ -146,6 +152,7 @@ class TelemetryListener:
             # Our queue is full: let Lambda keep the records and retry (it reports drops).
             log.warning(f"queue full, asked Lambda to retry a push of {len(events)} records")
             return 503
+        self._queued = True
         self._stats.add("received", len(events))
         # Only after queueing: the main thread may release the invocation once these are sent.
         for event in events:
@@ -160,6 +167,12 @@ class TelemetryListener:
                         self._progress.report_arrived(request_id)
         return 200
 
+    def _after_answers(self) -> None:
+        if self._queued:
+            self._queued = False
+            if self._wake_sink is not None:
+                self._wake_sink()
+
     def _refused_oversized(self, error: ProtocolError) -> None:
         self._stats.drop("oversized_push", 1)
         log.warning(f"rejected a Telemetry push: {error}")
@@ -171,7 +184,7 @@ class TelemetryListener:
             wake_reader, wake_writer = _socket.socketpair()
             loop = ServeLoop(
                 listening, wake_reader, self.handle_body, self._refused_oversized,
-                self._max_body_bytes,
+                self._max_body_bytes, self._after_answers,
             )  # fmt: skip
         except Exception as exc:  # nothing can be received; say so once, clearly
             log.error(f"the Telemetry listener could not start: {type(exc).__name__}: {exc}")

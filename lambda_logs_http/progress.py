@@ -17,6 +17,9 @@ BUDGET = "budget"
 DEADLINE = "deadline"
 
 _REMEMBERED = 64  # request ids kept; older ones can no longer be waited for
+# Below this budget the waiter is woken when runtimeDone arrives; above it, it finds out on its
+# own (see ``wait``).
+_WAKE_ON_ARRIVAL_BELOW = 0.05
 
 
 class InvocationProgress:
@@ -28,20 +31,29 @@ class InvocationProgress:
         self._arrived: dict[str, float] = {}
         self._delivered: dict[str, None] = {}
         self._reports: dict[str, None] = {}
+        self._wake_on_arrival = False
+        self._waiting_for_report = False
 
     def runtime_done_arrived(self, request_id: str) -> None:
-        """The listener received ``platform.runtimeDone`` for ``request_id``."""
+        """The listener received ``platform.runtimeDone`` for ``request_id``.
+
+        The waiter is not woken (unless its budget is tiny): this arrives just as the worker
+        starts on the invocation's last records, and a thread that wakes only to wait again
+        would take the GIL from it on the path the invocation waits for.
+        """
         with self._cond:
             self._arrived.setdefault(request_id, self._clock())  # type: ignore[operator]
             _trim(self._arrived)
-            self._cond.notify_all()
+            if self._wake_on_arrival:
+                self._cond.notify_all()
 
     def report_arrived(self, request_id: str) -> None:
         """The listener received ``platform.report`` for ``request_id``."""
         with self._cond:
             self._reports[request_id] = None
             _trim(self._reports)
-            self._cond.notify_all()
+            if self._waiting_for_report:  # only at shutdown; see runtime_done_arrived
+                self._cond.notify_all()
 
     def wait_report(self, request_id: str, deadline: float) -> bool:
         """Wait until ``request_id``'s platform.report arrived or ``deadline``; say whether it did.
@@ -50,12 +62,16 @@ class InvocationProgress:
         called ``/event/next``, so it is the last record worth waiting for.
         """
         with self._cond:
-            while request_id not in self._reports:
-                remaining = deadline - self._clock()  # type: ignore[operator]
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
+            self._waiting_for_report = True
+            try:
+                while request_id not in self._reports:
+                    remaining = deadline - self._clock()  # type: ignore[operator]
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+                return True
+            finally:
+                self._waiting_for_report = False
 
     def delivered(self, request_ids: list[str]) -> None:
         """The worker delivered (or accounted for) everything up to these runtimeDones."""
@@ -72,8 +88,13 @@ class InvocationProgress:
 
         ``deadline`` is a clock value (the invocation's deadline minus a safety margin);
         ``budget`` is in seconds after runtimeDone arrived.
+
+        Until runtimeDone's arrival is known, no single wait is longer than ``budget``: an
+        arrival at A is then seen by A + ``budget`` at the latest, before the budget it starts
+        can run out, so the arrival itself needs to wake no one.
         """
         with self._cond:
+            self._wake_on_arrival = budget < _WAKE_ON_ARRIVAL_BELOW
             while request_id not in self._delivered:
                 limit = deadline
                 arrived = self._arrived.get(request_id)
@@ -82,6 +103,8 @@ class InvocationProgress:
                 remaining = limit - self._clock()  # type: ignore[operator]
                 if remaining <= 0:
                     return DEADLINE if limit == deadline else BUDGET
+                if arrived is None and not self._wake_on_arrival:
+                    remaining = min(remaining, budget)
                 self._cond.wait(remaining)
             return DELIVERED
 

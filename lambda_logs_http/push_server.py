@@ -77,13 +77,16 @@ class ServeLoop:
         handle_body: Callable[[bytes], int],
         on_oversized: Callable[[ProtocolError], None],
         max_body_bytes: int,
+        after_answers: Callable[[], None] = lambda: None,
     ) -> None:
+        """``after_answers`` runs after each round of events, once its answers are written."""
         import select  # a small C module, and the only import the loop needs
 
         self._listening = listening
         self._wake_reader = wake_reader
         self._handle_body = handle_body
         self._on_oversized = on_oversized
+        self._after_answers = after_answers
         self._max_body = max_body_bytes
         # Two of Lambda's largest pushes in flight at once, plus a read each.
         self._buffer_budget = 2 * max_body_bytes + 2 * _RECV_BYTES
@@ -103,19 +106,25 @@ class ServeLoop:
         while not stopping():
             events = self._poller.poll(self._poll_timeout_ms(time.monotonic()))
             accepted: set[int] = set()
-            for fd, mask in events:
+            try:
+                for fd, mask in events:
+                    try:
+                        if fd == wake_fd:
+                            self._drain_wake()
+                        elif fd == listening_fd:
+                            accepted |= self._accept_all()
+                        elif fd not in accepted:  # else the number was reused: stale event
+                            self._on_event(fd, mask)
+                    except Exception as exc:  # one bad connection must not stop the listener
+                        log.error(f"the Telemetry listener failed: {type(exc).__name__}: {exc}")
+                        connection = self._connections.get(fd)
+                        if connection is not None:
+                            self._close(connection)
+            finally:
                 try:
-                    if fd == wake_fd:
-                        self._drain_wake()
-                    elif fd == listening_fd:
-                        accepted |= self._accept_all()
-                    elif fd not in accepted:  # else the number was reused: the event is stale
-                        self._on_event(fd, mask)
-                except Exception as exc:  # one bad connection must not stop the listener
+                    self._after_answers()
+                except Exception as exc:  # the listener goes on whatever the callback does
                     log.error(f"the Telemetry listener failed: {type(exc).__name__}: {exc}")
-                    connection = self._connections.get(fd)
-                    if connection is not None:
-                        self._close(connection)
             self._expire(time.monotonic())
 
     def close_all(self) -> None:

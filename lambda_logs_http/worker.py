@@ -111,10 +111,15 @@ class DeliveryWorker:
 
     # -- called from other threads ------------------------------------------------------------
 
-    def submit(self, events: list[dict[str, object]]) -> bool:
+    def submit(self, events: list[dict[str, object]], wake: bool = True) -> bool:
         """Queue one push; when the worker is behind, wait briefly for room, else return False
-        (the listener then answers 503 and Lambda retries the push)."""
-        return self._inbox.put_push(events, _SUBMIT_WAIT_SECONDS)
+        (the listener then answers 503 and Lambda retries the push). With ``wake=False`` the
+        worker takes it at the next ``wake()`` (or whenever it next looks)."""
+        return self._inbox.put_push(events, _SUBMIT_WAIT_SECONDS, wake)
+
+    def wake(self) -> None:
+        """Have the worker take what was submitted with ``wake=False``."""
+        self._inbox.wake()
 
     def start(self, gate: threading.Event | None = None) -> None:
         """Start the thread; with a ``gate`` it builds its transformer and transport (heavy

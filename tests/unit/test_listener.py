@@ -302,3 +302,59 @@ os._exit(0)
     assert cpu and float(cpu[0]) < 0.2, out.stdout[-2000:] + out.stderr[-2000:]
     pauses = sum("pausing new connections" in line for line in lines)
     assert 1 <= pauses <= 3  # one line a pause, not one per spin
+
+
+def test_worker_is_woken_only_after_the_answer_is_written() -> None:
+    # The push is queued before the answer (a 200 is a promise) but the worker is woken only
+    # once Lambda has its answer, so the two threads don't share the GIL while it waits.
+    sink, progress, stats = Sink(), InvocationProgress(), Stats()
+    woken = threading.Event()
+    seen: list[tuple[int, bytes]] = []
+    clients: list[socket.socket] = []
+
+    def wake() -> None:
+        client = clients[0]
+        client.setblocking(False)
+        try:
+            peeked = client.recv(4096, socket.MSG_PEEK)
+        except BlockingIOError:
+            peeked = b""
+        seen.append((len(sink.pushes), peeked))
+        woken.set()
+
+    listener = TelemetryListener(free_port(), sink, progress, stats, wake_sink=wake)
+    listener.bind()
+    listener.start()
+    try:
+        body = json.dumps(EVENTS).encode()
+        with socket.create_connection((listener.host, listener.port), timeout=5) as sock:
+            clients.append(sock)
+            sock.sendall(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            assert woken.wait(5)  # read the answer only after the wake looked for it
+            sock.settimeout(5)
+            answer = sock.recv(4096)
+    finally:
+        listener.stop()
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert len(seen) == 1
+    queued, answer_already_sent = seen[0]
+    assert queued == 1 and answer_already_sent.startswith(b"HTTP/1.1 200")
+
+
+def test_no_wake_for_a_push_that_was_refused() -> None:
+    sink, progress, stats = Sink(), InvocationProgress(), Stats()
+    sink.accept = False
+    wakes: list[int] = []
+    listener = TelemetryListener(
+        free_port(), sink, progress, stats, wake_sink=lambda: wakes.append(1)
+    )
+    listener.bind()
+    listener.start()
+    try:
+        assert post(listener, json.dumps(EVENTS).encode()) == 503
+        assert post(listener, b"not json") == 400
+    finally:
+        listener.stop()
+    assert wakes == []

@@ -51,3 +51,60 @@ def test_memory_is_bounded() -> None:
         progress.runtime_done_arrived(str(n))
         progress.delivered([str(n)])
     assert len(progress._arrived) <= 64 and len(progress._delivered) <= 64
+
+
+def test_budget_is_kept_when_runtime_done_arrives_during_the_wait() -> None:
+    # The arrival wakes no one; the waiter still releases budget after it, not later.
+    progress = InvocationProgress()
+    started = time.monotonic()
+    timer = threading.Timer(0.15, progress.runtime_done_arrived, args=("r",))
+    timer.start()
+    assert progress.wait("r", started + 5, 0.2) == BUDGET
+    elapsed = time.monotonic() - started
+    timer.join()
+    assert 0.3 <= elapsed < 0.45
+
+
+def test_runtime_done_arrival_does_not_wake_the_waiter() -> None:
+    # Waking the main thread for nothing would take the GIL from the worker just as it starts
+    # on the invocation's last records.
+    wakes = []
+
+    class CountingCondition(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            wakes.append(timeout)
+            return super().wait(timeout)
+
+    progress = InvocationProgress()
+    progress._cond = CountingCondition()
+    waiter = threading.Thread(target=progress.wait, args=("r", time.monotonic() + 5, 1.0))
+    waiter.start()
+    time.sleep(0.05)
+    progress.runtime_done_arrived("r")
+    progress.report_arrived("earlier")
+    time.sleep(0.05)
+    assert len(wakes) == 1
+    progress.delivered(["r"])
+    waiter.join(1)
+    assert not waiter.is_alive() and len(wakes) == 1
+
+
+def test_a_tiny_budget_is_woken_by_the_arrival() -> None:
+    progress = InvocationProgress()
+    started = time.monotonic()
+    timer = threading.Timer(0.1, progress.runtime_done_arrived, args=("r",))
+    timer.start()
+    assert progress.wait("r", started + 5, 0.0) == BUDGET
+    elapsed = time.monotonic() - started
+    timer.join()
+    assert 0.1 <= elapsed < 0.3
+
+
+def test_report_wait_is_woken_by_the_report() -> None:
+    progress = InvocationProgress()
+    timer = threading.Timer(0.05, progress.report_arrived, args=("r",))
+    timer.start()
+    started = time.monotonic()
+    assert progress.wait_report("r", started + 5) is True
+    assert time.monotonic() - started < 1
+    timer.join()
