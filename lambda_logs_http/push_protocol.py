@@ -15,7 +15,6 @@ from __future__ import annotations
 # The request line and headers Lambda sends are a few hundred bytes; more is not Lambda.
 MAX_HEAD_BYTES = 16 * 1024
 _REASONS = {
-    100: b"Continue",
     200: b"OK",
     400: b"Bad Request",
     405: b"Method Not Allowed",

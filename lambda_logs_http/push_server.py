@@ -105,26 +105,11 @@ class ServeLoop:
         self._poller.register(wake_fd, self._pollin)
         while not stopping():
             events = self._poller.poll(self._poll_timeout_ms(time.monotonic()))
-            accepted: set[int] = set()
+            self._dispatch(events, listening_fd, wake_fd)
             try:
-                for fd, mask in events:
-                    try:
-                        if fd == wake_fd:
-                            self._drain_wake()
-                        elif fd == listening_fd:
-                            accepted |= self._accept_all()
-                        elif fd not in accepted:  # else the number was reused: stale event
-                            self._on_event(fd, mask)
-                    except Exception as exc:  # one bad connection must not stop the listener
-                        log.error(f"the Telemetry listener failed: {type(exc).__name__}: {exc}")
-                        connection = self._connections.get(fd)
-                        if connection is not None:
-                            self._close(connection)
-            finally:
-                try:
-                    self._after_answers()
-                except Exception as exc:  # the listener goes on whatever the callback does
-                    log.error(f"the Telemetry listener failed: {type(exc).__name__}: {exc}")
+                self._after_answers()
+            except Exception as exc:  # the listener goes on whatever the callback does
+                _report_failure(exc)
             self._expire(time.monotonic())
 
     def close_all(self) -> None:
@@ -132,6 +117,22 @@ class ServeLoop:
             self._close(connection)
 
     # -- events ---------------------------------------------------------------------------
+
+    def _dispatch(self, events: list[tuple[int, int]], listening_fd: int, wake_fd: int) -> None:
+        accepted: set[int] = set()
+        for fd, mask in events:
+            try:
+                if fd == wake_fd:
+                    self._drain_wake()
+                elif fd == listening_fd:
+                    accepted |= self._accept_all()
+                elif fd not in accepted:  # else the number was reused: the event is stale
+                    self._on_event(fd, mask)
+            except Exception as exc:  # one bad connection must not stop the listener
+                _report_failure(exc)
+                connection = self._connections.get(fd)
+                if connection is not None:
+                    self._close(connection)
 
     def _on_event(self, fd: int, mask: int) -> None:
         connection = self._connections.get(fd)
@@ -304,3 +305,7 @@ class ServeLoop:
         if self._connections.pop(connection.fd, None) is not None:
             self._poller.unregister(connection.fd)
         connection.sock.close()
+
+
+def _report_failure(exc: Exception) -> None:
+    log.error(f"the Telemetry listener failed: {type(exc).__name__}: {exc}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -33,14 +35,28 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@contextlib.contextmanager
+def serving(
+    sink: Sink, progress: InvocationProgress | None = None, stats: Stats | None = None,
+    **options: Any,
+) -> Iterator[TelemetryListener]:
+    """A listener on a free port, bound, serving, and stopped on the way out."""
+    listener = TelemetryListener(
+        free_port(), sink, progress or InvocationProgress(), stats or Stats(), **options
+    )
+    listener.bind()
+    listener.start()
+    try:
+        yield listener
+    finally:
+        listener.stop()
+
+
 @pytest.fixture
 def running() -> Iterator[tuple[TelemetryListener, Sink, InvocationProgress, Stats]]:
     sink, progress, stats = Sink(), InvocationProgress(), Stats()
-    listener = TelemetryListener(free_port(), sink, progress, stats, max_body_bytes=10_000)
-    listener.bind()
-    listener.start()
-    yield listener, sink, progress, stats
-    listener.stop()
+    with serving(sink, progress, stats, max_body_bytes=10_000) as listener:
+        yield listener, sink, progress, stats
 
 
 def post(listener: TelemetryListener, body: bytes, method: str = "POST") -> int:
@@ -230,32 +246,27 @@ def test_partial_requests_are_bounded_in_bytes_and_time(monkeypatch: pytest.Monk
     from lambda_logs_http import push_server
 
     monkeypatch.setattr(push_server, "PARTIAL_IDLE_SECONDS", 0.5)
-    sink, stats = Sink(), Stats()
-    listener = TelemetryListener(
-        free_port(), sink, InvocationProgress(), stats, max_body_bytes=100_000
-    )
-    listener.bind()
-    listener.start()
+    sink = Sink()
     budget = 2 * 100_000 + 2 * push_server._RECV_BYTES
-    stalled = []
-    for _ in range(12):  # each holds a 99,999-byte partial body: together over the budget
-        sock = socket.create_connection((listener.host, listener.port), timeout=5)
-        sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + b" " * 99_999)
-        stalled.append(sock)
-    time.sleep(0.2)
-    loop_connections = 0
-    assert post(listener, json.dumps(EVENTS).encode()) == 200  # Lambda still served
-    time.sleep(0.8)  # past PARTIAL_IDLE_SECONDS: every stalled connection is closed
-    for sock in stalled:
-        sock.settimeout(2)
-        try:
-            loop_connections += sock.recv(10) != b""
-        except ConnectionResetError:
-            pass
-        sock.close()
-    assert loop_connections == 0
-    assert budget < 12 * 100_000
-    listener.stop()
+    with serving(sink, max_body_bytes=100_000) as listener:
+        stalled = []
+        for _ in range(12):  # each holds a 99,999-byte partial body: together over the budget
+            sock = socket.create_connection((listener.host, listener.port), timeout=5)
+            sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + b" " * 99_999)
+            stalled.append(sock)
+        time.sleep(0.2)
+        loop_connections = 0
+        assert post(listener, json.dumps(EVENTS).encode()) == 200  # Lambda still served
+        time.sleep(0.8)  # past PARTIAL_IDLE_SECONDS: every stalled connection is closed
+        for sock in stalled:
+            sock.settimeout(2)
+            try:
+                loop_connections += sock.recv(10) != b""
+            except ConnectionResetError:
+                pass
+            sock.close()
+        assert loop_connections == 0
+        assert budget < 12 * 100_000
     assert sink.pushes == [EVENTS]
 
 
@@ -322,21 +333,17 @@ def test_worker_is_woken_only_after_the_answer_is_written() -> None:
         seen.append((len(sink.pushes), peeked))
         woken.set()
 
-    listener = TelemetryListener(free_port(), sink, progress, stats, wake_sink=wake)
-    listener.bind()
-    listener.start()
-    try:
-        body = json.dumps(EVENTS).encode()
-        with socket.create_connection((listener.host, listener.port), timeout=5) as sock:
-            clients.append(sock)
-            sock.sendall(
-                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-            )
-            assert woken.wait(5)  # read the answer only after the wake looked for it
-            sock.settimeout(5)
-            answer = sock.recv(4096)
-    finally:
-        listener.stop()
+    body = json.dumps(EVENTS).encode()
+    with serving(sink, progress, stats, wake_sink=wake) as listener, socket.create_connection(
+        (listener.host, listener.port), timeout=5
+    ) as sock:
+        clients.append(sock)
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        assert woken.wait(5)  # read the answer only after the wake looked for it
+        sock.settimeout(5)
+        answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 200")
     assert len(seen) == 1
     queued, answer_already_sent = seen[0]
@@ -344,17 +351,10 @@ def test_worker_is_woken_only_after_the_answer_is_written() -> None:
 
 
 def test_no_wake_for_a_push_that_was_refused() -> None:
-    sink, progress, stats = Sink(), InvocationProgress(), Stats()
+    sink = Sink()
     sink.accept = False
     wakes: list[int] = []
-    listener = TelemetryListener(
-        free_port(), sink, progress, stats, wake_sink=lambda: wakes.append(1)
-    )
-    listener.bind()
-    listener.start()
-    try:
+    with serving(sink, wake_sink=lambda: wakes.append(1)) as listener:
         assert post(listener, json.dumps(EVENTS).encode()) == 503
         assert post(listener, b"not json") == 400
-    finally:
-        listener.stop()
     assert wakes == []
