@@ -159,7 +159,7 @@ INVOCATIONS ?= 4
 LINES ?= 3
 LOG_FORMAT ?= Text
 demo: venv build_local
-	'$(VENV)/bin/python' -m lambda_sandbox.demo --layer '$(OUT_DIR)/layer' \
+	'$(VENV)/bin/python' -m tools.lambda_sandbox.demo --layer '$(OUT_DIR)/layer' \
 	  --invocations $(INVOCATIONS) --lines $(LINES) --log-format $(LOG_FORMAT) $(DEMO_ARGS)
 
 test: venv
@@ -186,10 +186,10 @@ fault_matrix: venv
 # BENCH_ARGS passes options through, e.g. BENCH_ARGS='--python /path/to/python3 --json out.json'.
 .PHONY: bench bench_quick
 bench: venv
-	'$(VENV)/bin/python' -m bench.bench $(BENCH_ARGS)
+	'$(VENV)/bin/python' -m tools.bench.bench $(BENCH_ARGS)
 
 bench_quick: venv
-	'$(VENV)/bin/python' -m bench.bench --quick $(BENCH_ARGS)
+	'$(VENV)/bin/python' -m tools.bench.bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf '$(OUT_DIR)' build .pytest_cache .ruff_cache

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_sandbox.receiver import Receiver
+from tools.lambda_sandbox.receiver import Receiver
 
 
 @pytest.fixture

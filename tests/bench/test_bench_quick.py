@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import hotspots
-from bench.bench import Settings, expected_rows
+from tools.bench import hotspots
+from tools.bench.bench import Settings, expected_rows
 
 REPO = Path(__file__).resolve().parents[2]
 ACCEPTED = {"ok", "n/a", "skipped"}
@@ -25,7 +25,7 @@ ACCEPTED = {"ok", "n/a", "skipped"}
 def test_quick_mode_produces_every_row(tmp_path: Path) -> None:
     out = tmp_path / "quick.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.bench", "--quick", "--json", str(out),
+        [sys.executable, "-m", "tools.bench.bench", "--quick", "--json", str(out),
          "--results-dir", str(tmp_path / "results")],
         cwd=REPO, capture_output=True, text=True, timeout=150,
     )

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_demo(layer: Path, *args: str, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "lambda_sandbox.demo", "--layer", str(layer), *args],
+        [sys.executable, "-m", "tools.lambda_sandbox.demo", "--layer", str(layer), *args],
         cwd=REPO, capture_output=True, text=True, timeout=120, env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr

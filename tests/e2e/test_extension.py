@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 import pytest
 
-from lambda_sandbox import FunctionSpec, Sandbox
-from lambda_sandbox.receiver import Receiver
 from tests.packaging.layer_helpers import interpreter_params
+from tools.lambda_sandbox import FunctionSpec, Sandbox
+from tools.lambda_sandbox.receiver import Receiver
 
 APP = '''
 import json, logging, time

@@ -1,7 +1,7 @@
 """Fixtures for the fault matrix: the built layer, the real servers, a sandbox launcher, results.
 
 The layer comes from the e2e ``real_layer`` fixture (built once per session by build.sh); nginx,
-mitmproxy and the TLS material from ``tests/servers/fixtures.py``. Each skips, naming what to
+mitmproxy and the TLS material from ``tests/support/fixtures.py``. Each skips, naming what to
 install, when its program is missing.
 """
 
@@ -14,19 +14,19 @@ from typing import Any
 
 import pytest
 
-from lambda_sandbox.receiver import Receiver
 from tests.e2e.conftest import real_layer  # noqa: F401
 from tests.faults.harness import Launcher, PushLog, Results, push_log
-from tests.servers.faults import FaultProxy
-from tests.servers.fixtures import (  # noqa: F401
+from tests.support.faults import FaultProxy
+from tests.support.fixtures import (  # noqa: F401
     BASIC_AUTH,
     fault_proxy,
     nginx_in_front_of,
     nginx_tls_receiver,
     tls_material,
 )
-from tests.servers.nginx import Nginx
-from tests.servers.tls import TlsMaterial
+from tests.support.nginx import Nginx
+from tests.support.tls import TlsMaterial
+from tools.lambda_sandbox.receiver import Receiver
 
 OUT_ENV = "FAULT_MATRIX_OUT"
 """Directory for ``results.jsonl``; a fresh temporary directory per session when unset."""

@@ -29,12 +29,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from lambda_sandbox import FunctionSpec, InvokeResult, Sandbox
-from lambda_sandbox import delivery as sandbox_delivery
-from lambda_sandbox.receiver import Receiver
-from tests.servers.fixtures import BASIC_AUTH
-from tests.servers.nginx import Nginx
-from tests.servers.process import free_port
+from tests.support.fixtures import BASIC_AUTH
+from tests.support.nginx import Nginx
+from tests.support.process import free_port
+from tools.lambda_sandbox import FunctionSpec, InvokeResult, Sandbox
+from tools.lambda_sandbox import delivery as sandbox_delivery
+from tools.lambda_sandbox.receiver import Receiver
 
 EXTENSION = "lambda-logs-http"
 """The extension's name: its file in the layer's ``extensions/`` and its key in ``pids()``."""

@@ -16,17 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from lambda_logs_http import auth, log
-from lambda_logs_http.config import Config, load
-from lambda_logs_http.progress import InvocationProgress
+from lambda_logs_http import log
+from lambda_logs_http.delivery.worker import DeliveryWorker
+from lambda_logs_http.http import auth
+from lambda_logs_http.http.transport import HttpTransport
+from lambda_logs_http.invocations import InvocationProgress
+from lambda_logs_http.records.transform import EntryContext, Transformer
+from lambda_logs_http.settings.load import Config, load
 from lambda_logs_http.stats import Stats
-from lambda_logs_http.transform import EntryContext, Transformer
-from lambda_logs_http.transport import HttpTransport
-from lambda_logs_http.worker import DeliveryWorker
-from lambda_sandbox.receiver import Receiver
-from tests.servers.fixtures import BASIC_AUTH
-from tests.servers.nginx import Nginx
-from tests.servers.tls import TlsMaterial
+from tests.support.fixtures import BASIC_AUTH
+from tests.support.nginx import Nginx
+from tests.support.tls import TlsMaterial
+from tools.lambda_sandbox.receiver import Receiver
 
 
 def worker_for(config: Config, progress: InvocationProgress | None = None) -> DeliveryWorker:

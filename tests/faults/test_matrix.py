@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from lambda_sandbox import DeliveryPolicy, Sandbox
-from lambda_sandbox.receiver import Receiver
 from tests.faults.harness import (
     EXTENSION,
     SLACK_MS,
@@ -31,11 +29,13 @@ from tests.faults.harness import (
     nginx_env,
     summaries,
 )
-from tests.servers.faults import FaultProxy
-from tests.servers.fixtures import BASIC_AUTH
-from tests.servers.nginx import Nginx, nginx_available
-from tests.servers.process import wait_until
-from tests.servers.tls import TlsMaterial
+from tests.support.faults import FaultProxy
+from tests.support.fixtures import BASIC_AUTH
+from tests.support.nginx import Nginx, nginx_available
+from tests.support.process import wait_until
+from tests.support.tls import TlsMaterial
+from tools.lambda_sandbox import DeliveryPolicy, Sandbox
+from tools.lambda_sandbox.receiver import Receiver
 
 BURST_ENV = "FAULT_BURST_RECORDS"
 BURST_DEFAULT = 1_000_000

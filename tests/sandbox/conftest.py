@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import pytest
 
-from lambda_sandbox import Sandbox
 from tests.sandbox.sandbox_helpers import Layer
+from tools.lambda_sandbox import Sandbox
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_cli_runs_a_layer_and_prints_a_summary(layer):
     layer.add("demo-ext", work_after_invoke_s=0.05)
     completed = subprocess.run(
-        [sys.executable, "-m", "lambda_sandbox", "--layer", str(layer.root),
+        [sys.executable, "-m", "tools.lambda_sandbox", "--layer", str(layer.root),
          "--handler", "app.handler", "--invocations", "2", "--event", '{"lines": 1}'],
         cwd=ROOT, capture_output=True, text=True, timeout=25)
     assert completed.returncode == 0, completed.stderr
@@ -32,7 +32,7 @@ def test_cli_runs_a_layer_and_prints_a_summary(layer):
 
 def test_cli_exit_status_reports_failures():
     completed = subprocess.run(
-        [sys.executable, "-m", "lambda_sandbox", "--event", '{"raise": true}', "--quiet"],
+        [sys.executable, "-m", "tools.lambda_sandbox", "--event", '{"raise": true}', "--quiet"],
         cwd=ROOT, capture_output=True, text=True, timeout=25)
     assert completed.returncode == 1
     assert "status=error" in completed.stdout

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_sandbox import FunctionSpec
 from tests.sandbox.sandbox_helpers import api_call, write_function
+from tools.lambda_sandbox import FunctionSpec
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -65,7 +65,7 @@ def test_extension_and_function_environments(layer, sandbox_factory, tmp_path):
 
 
 def test_reserved_variables_are_refused(layer):
-    from lambda_sandbox import Sandbox
+    from tools.lambda_sandbox import Sandbox
 
     with pytest.raises(ValueError, match="AWS_REGION"):
         Sandbox(layer.root, env={"AWS_REGION": "x"})

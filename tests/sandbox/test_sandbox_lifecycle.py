@@ -182,7 +182,7 @@ def test_shutdown_event_parses_even_as_text_plain(layer, sandbox_factory):
 
 
 def test_context_manager_kills_everything(layer):
-    from lambda_sandbox import Sandbox
+    from tools.lambda_sandbox import Sandbox
 
     layer.add("stubborn", ignore_shutdown=True, subscribe=None)
     with Sandbox(layer.root, shutdown_timeout_s=0.3) as sb:

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from lambda_sandbox import FunctionSpec
 from tests.sandbox.sandbox_helpers import events_of, write_function
+from tools.lambda_sandbox import FunctionSpec
 
 pytestmark = pytest.mark.timeout(30)
 

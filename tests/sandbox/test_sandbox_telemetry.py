@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from lambda_sandbox import DeliveryPolicy, FunctionSpec
 from tests.sandbox.sandbox_helpers import wait_until, write_function
+from tools.lambda_sandbox import DeliveryPolicy, FunctionSpec
 
 pytestmark = pytest.mark.timeout(30)
 

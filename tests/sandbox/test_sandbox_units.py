@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_sandbox.config import DeliveryPolicy, FunctionSpec, SandboxConfig
-from lambda_sandbox.lifecycle import describe_exit
-from lambda_sandbox.log_records import strip_newline, to_record
-from lambda_sandbox.processes import Chunk, OutputPump
-from lambda_sandbox.server import ApiRequest, Router, json_response
-from lambda_sandbox.telemetry import SubscriptionError, parse_subscription
+from tools.lambda_sandbox.config import DeliveryPolicy, FunctionSpec, SandboxConfig
+from tools.lambda_sandbox.lifecycle import describe_exit
+from tools.lambda_sandbox.log_records import strip_newline, to_record
+from tools.lambda_sandbox.processes import Chunk, OutputPump
+from tools.lambda_sandbox.server import ApiRequest, Router, json_response
+from tools.lambda_sandbox.telemetry import SubscriptionError, parse_subscription
 
 pytestmark = pytest.mark.timeout(30)
 

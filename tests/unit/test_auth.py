@@ -4,8 +4,8 @@ import base64
 
 import pytest
 
-from lambda_logs_http import auth
-from lambda_logs_http.config import load
+from lambda_logs_http.http import auth
+from lambda_logs_http.settings.load import load
 
 BASE = {"HTTP_ENDPOINT": "https://x/"}
 

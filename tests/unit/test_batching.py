@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from lambda_logs_http.batching import ENVELOPE_BYTES, Batcher
+from lambda_logs_http.delivery.batching import ENVELOPE_BYTES, Batcher
 
 
 def entry(n: int, size: int = 50) -> str:
@@ -74,7 +74,7 @@ def test_envelope_size_constant_matches() -> None:
 
 
 def test_truncate_entry_cuts_the_message_and_drops_the_record() -> None:
-    from lambda_logs_http.batching import truncate_entry
+    from lambda_logs_http.delivery.batching import truncate_entry
 
     entry = json.dumps({"message": "m" * 5000 + "\n" * 100, "level": "INFO",
                         "record": {"big": "x" * 5000}})

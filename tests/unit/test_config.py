@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from lambda_logs_http import config
-from lambda_logs_http.config import ConfigError, load
+from lambda_logs_http.settings import load as config
+from lambda_logs_http.settings.load import ConfigError, load
 
 BASE = {"HTTP_ENDPOINT": "https://logs.example.com/ingest"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from lambda_logs_http.inbox import Inbox
+from lambda_logs_http.delivery.inbox import Inbox
 
 EVENT = {"type": "function", "record": "x"}
 

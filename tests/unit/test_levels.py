@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from lambda_logs_http import levels
+from lambda_logs_http.records import levels
 
 RID = "459921b5-681c-4a96-beb0-81e0aa586026"
 

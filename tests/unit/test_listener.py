@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from lambda_logs_http.listener import TelemetryListener, parse_push
-from lambda_logs_http.progress import InvocationProgress
+from lambda_logs_http.invocations import InvocationProgress
+from lambda_logs_http.listener.server import TelemetryListener, parse_push
 from lambda_logs_http.stats import Stats
 
 
@@ -187,7 +187,7 @@ def test_oversized_push_is_answered_not_reset(running) -> None:  # type: ignore[
 
 
 def test_connections_beyond_the_cap_evict_the_least_recent(running) -> None:  # type: ignore[no-untyped-def]
-    from lambda_logs_http.push_server import MAX_CONNECTIONS
+    from lambda_logs_http.listener.loop import MAX_CONNECTIONS
 
     listener, sink, _, _ = running
     idle = [socket.create_connection((listener.host, listener.port), timeout=5)]
@@ -243,11 +243,12 @@ def test_a_peer_that_never_reads_its_answers_does_not_hold_up_lambda(running) ->
 
 
 def test_partial_requests_are_bounded_in_bytes_and_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lambda_logs_http import push_server
 
-    monkeypatch.setattr(push_server, "PARTIAL_IDLE_SECONDS", 0.5)
+    from lambda_logs_http.listener import loop
+
+    monkeypatch.setattr(loop, "PARTIAL_IDLE_SECONDS", 0.5)
     sink = Sink()
-    budget = 2 * 100_000 + 2 * push_server._RECV_BYTES
+    budget = 2 * 100_000 + 2 * loop._RECV_BYTES
     with serving(sink, max_body_bytes=100_000) as listener:
         stalled = []
         for _ in range(12):  # each holds a 99,999-byte partial body: together over the budget
@@ -286,8 +287,8 @@ def test_out_of_descriptors_pauses_accepting_instead_of_spinning(tmp_path) -> No
     code = """
 import os, resource, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
-from lambda_logs_http.listener import TelemetryListener
-from lambda_logs_http.progress import InvocationProgress
+from lambda_logs_http.listener.server import TelemetryListener
+from lambda_logs_http.invocations import InvocationProgress
 from lambda_logs_http.stats import Stats
 listener = TelemetryListener(int(sys.argv[2]), lambda events: True, InvocationProgress(), Stats())
 listener.bind(); listener.start(); assert listener.wait_serving(2)

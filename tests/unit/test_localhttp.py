@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lambda_logs_http.localhttp import LocalHttpError, request
+from lambda_logs_http.lambda_api.client import LocalHttpError, request
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from lambda_logs_http.platform_events import render
+from lambda_logs_http.records.platform_events import render
 
 RID = "459921b5-681c-4a96-beb0-81e0aa586026"
 

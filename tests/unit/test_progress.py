@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from lambda_logs_http.progress import BUDGET, DEADLINE, DELIVERED, InvocationProgress
+from lambda_logs_http.invocations import BUDGET, DEADLINE, DELIVERED, InvocationProgress
 
 
 def test_delivered_before_wait_returns_at_once() -> None:

@@ -9,12 +9,12 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_logs_http import levels
-from lambda_logs_http.batching import ENVELOPE_BYTES, Batcher
-from lambda_logs_http.listener import TelemetryListener, parse_push
-from lambda_logs_http.progress import InvocationProgress
+from lambda_logs_http.delivery.batching import ENVELOPE_BYTES, Batcher
+from lambda_logs_http.invocations import InvocationProgress
+from lambda_logs_http.listener.server import TelemetryListener, parse_push
+from lambda_logs_http.records import levels
+from lambda_logs_http.records.transform import EntryContext, Transformer
 from lambda_logs_http.stats import Stats
-from lambda_logs_http.transform import EntryContext, Transformer
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)

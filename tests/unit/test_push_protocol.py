@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_logs_http.push_protocol import (
+from lambda_logs_http.listener.parser import (
     MAX_HEAD_BYTES,
     ProtocolError,
     RequestParser,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from lambda_logs_http.retry import MAX_RETRY_AFTER_SECONDS, backoff, parse_retry_after
+from lambda_logs_http.delivery.retry import MAX_RETRY_AFTER_SECONDS, backoff, parse_retry_after
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from lambda_logs_http import log, telemetry_api
+from lambda_logs_http import log
+from lambda_logs_http.lambda_api import telemetry
 from lambda_logs_http.stats import Stats
 
 
@@ -55,7 +56,7 @@ def test_stats_summary_adds_up() -> None:
 
 
 def test_subscription_body() -> None:
-    body = json.loads(telemetry_api.subscription_body(
+    body = json.loads(telemetry.subscription_body(
         types=("platform", "function"), max_items=1000, max_bytes=262144, timeout_ms=25, port=4243,
     ))
     assert body == {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lambda_logs_http.batching import Batch
-from lambda_logs_http.spill import FORMAT, SpillStore
+from lambda_logs_http.delivery.batching import Batch
+from lambda_logs_http.delivery.spill import FORMAT, SpillStore
 
 
 def payload(n: int) -> bytes:

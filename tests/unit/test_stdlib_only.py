@@ -41,8 +41,8 @@ def test_cold_start_path_avoids_heavy_modules() -> None:
 
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import lambda_logs_http.extension, lambda_logs_http.config, lambda_logs_http.listener,"
-        " lambda_logs_http.worker, lambda_logs_http.telemetry_api, lambda_logs_http.progress;"
+        "import lambda_logs_http.lifecycle, lambda_logs_http.settings.load, lambda_logs_http.listener.server,"
+        " lambda_logs_http.delivery.worker, lambda_logs_http.lambda_api.telemetry, lambda_logs_http.invocations;"
         "heavy = {'http.client', 'http.server', 'ssl', 'dataclasses', 'logging', 'typing',"
         " 'urllib.request', 'urllib.parse', 'gzip', 'hashlib', 'email', 'json', 're', 'socket',"
         " 'random', 'encodings.idna', 'zlib'};"
@@ -64,9 +64,9 @@ def test_sending_over_http_never_loads_http_client_email_or_ssl(tmp_path: Path) 
 
     code = (
         "import sys, pathlib; sys.path.insert(0, sys.argv[1]);"
-        "from lambda_sandbox.receiver import Receiver;"
-        "from lambda_logs_http.transport import HttpTransport;"
-        "from lambda_logs_http.auth import Auth;"
+        "from tools.lambda_sandbox.receiver import Receiver;"
+        "from lambda_logs_http.http.transport import HttpTransport;"
+        "from lambda_logs_http.http.auth import Auth;"
         "receiver = Receiver(pathlib.Path(sys.argv[2]));"
         "before = set(sys.modules);"
         "t = HttpTransport(receiver.url, Auth());"

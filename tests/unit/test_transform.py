@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lambda_logs_http.transform import EntryContext, Transformer, architecture
+from lambda_logs_http.records.transform import EntryContext, Transformer, architecture
 
 RID = "459921b5-681c-4a96-beb0-81e0aa586026"
 SEED_FIELDS = [

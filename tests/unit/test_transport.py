@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import socket
 
-from lambda_logs_http.auth import Auth, BearerAuth
-from lambda_logs_http.transport import HttpTransport, redact_url
-from lambda_sandbox.receiver import Receiver
+from lambda_logs_http.http.auth import Auth, BearerAuth
+from lambda_logs_http.http.transport import HttpTransport, redact_url
+from tools.lambda_sandbox.receiver import Receiver
 
 BODY = b'{"logs":[],"source":"aws-lambda-extension","timestamp":"t"}'
 

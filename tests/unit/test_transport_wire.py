@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from lambda_logs_http.auth import Auth, BearerAuth
-from lambda_logs_http.transport import HttpTransport
-from tests.servers.accept_loop import AcceptLoopServer
+from lambda_logs_http.http.auth import Auth, BearerAuth
+from lambda_logs_http.http.transport import HttpTransport
+from tests.support.accept_loop import AcceptLoopServer
 
 CLOSE = b"<close>"
 HANG = b"<hang>"  # never answer this request

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from lambda_logs_http.auth import Auth
-from lambda_logs_http.config import Config, load
-from lambda_logs_http.progress import DELIVERED, InvocationProgress
-from lambda_logs_http.retry import backoff
+from lambda_logs_http.delivery.retry import backoff
+from lambda_logs_http.delivery.worker import DeliveryWorker
+from lambda_logs_http.http.auth import Auth
+from lambda_logs_http.http.transport import HttpTransport
+from lambda_logs_http.invocations import DELIVERED, InvocationProgress
+from lambda_logs_http.records.transform import EntryContext, Transformer
+from lambda_logs_http.settings.load import Config, load
 from lambda_logs_http.stats import Stats
-from lambda_logs_http.transform import EntryContext, Transformer
-from lambda_logs_http.transport import HttpTransport
-from lambda_logs_http.worker import DeliveryWorker
-from lambda_sandbox.receiver import Receiver
+from tools.lambda_sandbox.receiver import Receiver
 
 
 def function_lines(n: int, request_id: str = "r-1") -> list[dict[str, object]]:

@@ -1,0 +1,202 @@
+"""The HTTP listener that receives Telemetry API pushes.
+
+It answers fast and does no work beyond parsing: Lambda retries, then drops, when a listener is
+slow, so the records go straight onto the worker's queue. It accepts only what Lambda sends — a
+``POST`` whose body is a JSON array of event objects, of bounded size — and answers 4xx to
+anything else without ever stopping.
+
+One thread serves every connection from a ``poll`` loop (``push_server``) with an incremental
+parser (``push_protocol``), not ``http.server``: the listener must answer before the extension
+subscribes (AWS's emulator stalls the first invoke behind a push nobody answers), so whatever it
+imports is paid on every cold start, and ``http.server`` costs 30-80 ms of imports there. This
+also means no thread per connection, and no handoff between the socket and the queue.
+
+``bind`` runs on the main thread before the subscription; ``start`` begins serving on the
+listener's thread, and ``wait_serving`` says when pushes will be answered.
+"""
+
+from __future__ import annotations
+
+import _socket
+import threading
+
+from .. import log
+from .loop import ServeLoop
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..invocations import InvocationProgress
+    from ..stats import Stats
+    from .parser import ProtocolError
+
+BIND_HOST = "sandbox.localdomain"
+FALLBACK_HOST = "127.0.0.1"
+# Lambda's maxBytes is at most 1 MiB and one push can reach about twice that.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+RUNTIME_DONE = "platform.runtimeDone"
+REPORT = "platform.report"
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_push(body: bytes) -> list[dict[str, object]] | None:
+    """The events of one push, or None if the body is not a JSON array.
+
+    Elements that are not objects are dropped here (and counted by the caller); NaN/Infinity,
+    which Python's json would otherwise accept, make the body invalid.
+    """
+    import json  # a dict lookup once imported; imported on this thread, not at start-up
+
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, list):
+        return None
+    return [event for event in value if isinstance(event, dict)]
+
+
+class TelemetryListener:
+    """Receives pushes on ``port`` and hands each one to ``sink`` (which must not block)."""
+
+    def __init__(
+        self,
+        port: int,
+        sink: Callable[[list[dict[str, object]]], bool],
+        progress: InvocationProgress,
+        stats: Stats,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        wake_sink: Callable[[], None] | None = None,
+    ) -> None:
+        """With ``wake_sink``, ``sink`` only queues, and ``wake_sink`` is called once the
+        pushes' answers are written: Lambda gets its answer before the worker competes for the
+        GIL, and the worker starts on a push with the listener's part done."""
+        self.port = port
+        self.host = ""
+        self._sink = sink
+        self._wake_sink = wake_sink
+        self._queued = False
+        self._progress = progress
+        self._stats = stats
+        self._max_body_bytes = max_body_bytes
+        self._socket: _socket.socket | None = None
+        self._wake_writer: _socket.socket | None = None
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    def bind(self) -> str:
+        """Bind ``sandbox.localdomain`` (127.0.0.1 where that name doesn't resolve); listen."""
+        # _socket, and the name as bytes: neither ``socket`` nor the ``idna`` codec is imported
+        # on the cold-start path.
+        try:
+            infos = _socket.getaddrinfo(
+                BIND_HOST.encode(), self.port, _socket.AF_INET, _socket.SOCK_STREAM
+            )
+            address = infos[0][4][0]
+        except (OSError, IndexError):
+            address = FALLBACK_HOST
+        sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, self.port))
+            sock.listen(64)
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+        self.host = address
+        return address
+
+    def start(self) -> None:
+        """Serve on the bound socket from a thread of our own."""
+        if self._socket is None:
+            raise RuntimeError("bind() first")
+        if self._thread is not None:
+            raise RuntimeError("listener already started")
+        self._thread = threading.Thread(target=self._serve, name="lambda-logs-http-listener")
+        self._thread.start()
+
+    def wait_serving(self, timeout: float) -> bool:
+        """Wait until the thread is about to serve; say whether it is."""
+        return self._ready.wait(timeout) and self._wake_writer is not None
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop accepting pushes and join the thread. Safe to call twice."""
+        self._stopping = True
+        if self._thread is not None and self._ready.wait(timeout):
+            writer = self._wake_writer
+            if writer is not None:
+                try:
+                    writer.send(b"x")
+                except OSError:
+                    pass  # already woken and closed: the thread is ending
+            self._thread.join(timeout)
+        elif self._socket is not None:
+            self._socket.close()
+
+    def handle_body(self, body: bytes) -> int:
+        """Process one push body; return the HTTP status to answer."""
+        events = parse_push(body)
+        if events is None:
+            self._stats.drop("malformed_push", 1)
+            log.warning(f"rejected a malformed Telemetry push ({len(body)} bytes)")
+            return 400
+        if not events:
+            return 200
+        if not self._sink(events):
+            # Our queue is full: let Lambda keep the records and retry (it reports drops).
+            log.warning(f"queue full, asked Lambda to retry a push of {len(events)} records")
+            return 503
+        self._queued = True
+        self._stats.add("received", len(events))
+        # Only after queueing: the main thread may release the invocation once these are sent.
+        for event in events:
+            event_type = event.get("type")
+            if event_type in (RUNTIME_DONE, REPORT):
+                record = event.get("record")
+                request_id = record.get("requestId") if isinstance(record, dict) else None
+                if isinstance(request_id, str):
+                    if event_type == RUNTIME_DONE:
+                        self._progress.runtime_done_arrived(request_id)
+                    else:
+                        self._progress.report_arrived(request_id)
+        return 200
+
+    def _after_answers(self) -> None:
+        if self._queued:
+            self._queued = False
+            if self._wake_sink is not None:
+                self._wake_sink()
+
+    def _refused_oversized(self, error: ProtocolError) -> None:
+        self._stats.drop("oversized_push", 1)
+        log.warning(f"rejected a Telemetry push: {error}")
+
+    def _serve(self) -> None:
+        listening = self._socket
+        assert listening is not None
+        try:
+            wake_reader, wake_writer = _socket.socketpair()
+            loop = ServeLoop(
+                listening, wake_reader, self.handle_body, self._refused_oversized,
+                self._max_body_bytes, self._after_answers,
+            )  # fmt: skip
+        except Exception as exc:  # nothing can be received; say so once, clearly
+            log.error(f"the Telemetry listener could not start: {type(exc).__name__}: {exc}")
+            self._ready.set()
+            listening.close()
+            return
+        self._wake_writer = wake_writer
+        self._ready.set()
+        try:
+            loop.run(lambda: self._stopping)
+        finally:
+            loop.close_all()
+            wake_reader.close()
+            wake_writer.close()
+            listening.close()

@@ -1,3 +1,0 @@
-"""The real-server fixtures, for the tests of the servers themselves."""
-
-from tests.servers.fixtures import fault_proxy, nginx_tls_receiver, tls_material  # noqa: F401

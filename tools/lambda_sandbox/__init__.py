@@ -1,0 +1,105 @@
+"""A local Lambda sandbox: runs extensions and a function as real processes, the way Lambda does.
+
+The sandbox is a stand-in for the Lambda service on ``127.0.0.1`` (an ephemeral port, so tests
+can run several at once). One HTTP server serves the Extensions API, the Telemetry API and the
+Runtime API at ``AWS_LAMBDA_RUNTIME_API``. It starts every executable of an unpacked layer's
+``extensions/`` directory and the function's runtime (AWS's ``awslambdaric`` by default, or any
+``bootstrap``-style command), walks them through init, invokes, freezes and shutdown, pushes
+telemetry to subscribers, and records everything for tests to assert on.
+
+Usage::
+
+    from tools.lambda_sandbox import Sandbox, FunctionSpec
+
+    sb = Sandbox(layer_dir=Path("build/layer"),
+                 function=FunctionSpec(handler="app.handler", code_dir=Path("fn"),
+                                       python=sys.executable),
+                 env={"MY_SETTING": "1"},
+                 timeout_s=3.0, memory_mb=128, log_format="Text", function_name="demo",
+                 telemetry="full", freeze=True, managed_instances=False)
+    init = sb.start()          # InitResult(ok, duration_ms, extensions_registered_ms,
+                               #            extensions_ready_ms, error, phase, runtime_ready_ms)
+    r = sb.invoke({"k": 1})    # InvokeResult(request_id, status, response, error, duration_ms,
+                               #              post_runtime_extensions_ms, response_ms,
+                               #              init, report, raw_response)
+    sb.shutdown(reason="spindown")  # ShutdownResult(exit_codes, killed, duration_ms,
+                                    #                reason, deadline_ms)
+
+    with Sandbox(...) as sb:   # always shuts down and kills everything (bounded time)
+        ...
+
+``Sandbox(layer_dir=None, function=None, env=None, *, timeout_s=3.0, memory_mb=128,
+log_format="Text", log_level=None, function_name="demo", function_version="$LATEST",
+region="us-east-1", account_id="123456789012", telemetry="full", freeze=True,
+managed_instances=False, max_concurrency=2, init_timeout_s=10.0, shutdown_timeout_s=2.0,
+runtime_shutdown_s=0.3, delivery=None, inherit_env=False)``
+
+* ``layer_dir``: an unpacked layer; every executable in ``<layer_dir>/extensions/`` is started
+  (sorted by name) with the layer laid at that directory (no ``/opt`` needed) and its
+  ``python/`` directory on the function's ``PYTHONPATH``. ``None``: no extensions.
+* ``function``: :class:`FunctionSpec` ``(handler="app.handler", code_dir=None, python=
+  sys.executable, command=None, telemetry_log_fd=None)``; ``code_dir=None`` is the bundled
+  sample function; ``command=[...]`` runs a custom runtime instead of awslambdaric.
+* ``env``: the user's variables, given to the runtime and the extensions. Lambda's reserved
+  names are refused (use the matching argument); the fake AWS credentials may be overridden.
+* ``telemetry``: ``"full"`` (Lambda's Telemetry API) or ``"not-supported"`` (like the plain
+  Runtime Interface Emulator: 202 ``Telemetry.NotSupported``, nothing delivered).
+* ``freeze``: SIGSTOP every process between invocations (ignored with managed instances).
+* ``managed_instances``: Lambda Managed Instances rules (``AWS_LAMBDA_INITIALIZATION_TYPE=
+  lambda-managed-instances``, ``AWS_LAMBDA_MAX_CONCURRENCY=max_concurrency``, SHUTDOWN-only
+  extensions, Telemetry schema ``2025-01-29`` only, no freeze, concurrent ``invoke`` calls).
+* ``delivery``: :class:`DeliveryPolicy` for telemetry pushes (tries, per-try timeout, backoff).
+* ``inherit_env``: start processes from this process's environment instead of a minimal one.
+
+What a test can inspect:
+
+* ``sb.runtime_api`` — ``"127.0.0.1:PORT"``.
+* ``sb.function_output`` / ``sb.extension_output`` — every line (telemetry-fd frame) the
+  runtime / the extensions wrote, without the trailing newline; ``sb.output`` — the same as
+  :class:`OutputLine` (time, source, stream, text) records.
+* ``sb.telemetry_events`` — every telemetry event emitted (``{"time","type","record"}``), in
+  order; ``sb.delivery_stats()`` — per subscriber: batches, sizes, failed tries, drops.
+* ``sb.registrations``, ``sb.telemetry_subscriptions``, ``sb.errors`` (init/exit/invocation
+  errors reported or detected), ``sb.api_calls``, ``sb.init_results``, ``sb.invocations``,
+  ``sb.resets`` (teardowns after a timeout/crash/failed init), ``sb.shutdown_result``,
+  ``sb.pids()``, ``sb.frozen``.
+
+Command line: ``python -m tools.lambda_sandbox --layer DIR --handler app.handler --code DIR
+--invocations N`` (see ``--help``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .config import DeliveryPolicy, FunctionSpec
+from .lifecycle import Sandbox
+from .results import (
+    ApiCall,
+    DeliveryStats,
+    ErrorRecord,
+    InitResult,
+    InvokeResult,
+    OutputLine,
+    Registration,
+    ShutdownResult,
+    SubscriptionRecord,
+)
+
+# A library does not print: the CLI (or the application) configures logging.
+logging.getLogger("lambda_sandbox").addHandler(logging.NullHandler())
+
+__all__ = [
+    "ApiCall",
+    "DeliveryPolicy",
+    "DeliveryStats",
+    "ErrorRecord",
+    "FunctionSpec",
+    "InitResult",
+    "InvokeResult",
+    "OutputLine",
+    "Registration",
+    "Sandbox",
+    "ShutdownResult",
+    "SubscriptionRecord",
+]

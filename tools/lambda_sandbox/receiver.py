@@ -1,0 +1,202 @@
+"""A real HTTP log receiver for tests and the demo: a separate process that records every request.
+
+Run as a program (``python -m tools.lambda_sandbox.receiver --port 0 --record FILE``) it prints
+``LISTENING <port>`` once ready, appends one JSON line per request to FILE (method, path,
+headers, body — gunzipped when ``Content-Encoding: gzip`` — and the time), and answers 200.
+Its behaviour can be scripted while it runs with ``POST /__control`` and a JSON list of
+responses to give next, e.g. ``[{"status": 503, "times": 2}, {"status": 429,
+"retry_after": "1"}, {"delay": 3}]``; after the script, 200 again. ``--print`` echoes each
+received log entry in a readable line (the demo uses it).
+
+``Receiver`` (below) starts and stops it from a test, by PID, in bounded time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.request import Request, urlopen
+
+
+class _State:
+    def __init__(self, record: Path, echo: bool, max_body: int = 0) -> None:
+        self.record = record
+        self.echo = echo
+        self.max_body = max_body
+        self.lock = threading.Lock()
+        self.script: list[dict[str, Any]] = []
+
+    def next_response(self) -> dict[str, Any]:
+        with self.lock:
+            while self.script:
+                step = self.script[0]
+                times = step.get("times", 1)
+                if times <= 0:
+                    self.script.pop(0)
+                    continue
+                step["times"] = times - 1
+                return dict(step)
+            return {}
+
+
+def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without this, Nagle + delayed ACK add ~40 ms.
+        disable_nagle_algorithm = True
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            if self.path == "/__control":
+                with state.lock:
+                    state.script = json.loads(body or b"[]")
+                self._answer(200, b"ok")
+                return
+            if state.max_body and length > state.max_body:
+                self._answer(413, b"request entity too large")
+                return
+            step = state.next_response()
+            if step.get("reset"):
+                # Close without answering: the client sees a connection reset / EOF.
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            if step.get("delay"):
+                time.sleep(float(step["delay"]))
+            status = int(step.get("status", 200))
+            if step.get("record", status < 300):
+                self._record(body)
+            headers = {"Retry-After": str(step["retry_after"])} if "retry_after" in step else {}
+            self._answer(status, json.dumps({"status": status}).encode(), headers)
+
+        def do_GET(self) -> None:
+            self._answer(200, b"receiver")
+
+        def _record(self, body: bytes) -> None:
+            raw = body
+            if self.headers.get("Content-Encoding", "").lower() == "gzip":
+                body = gzip.decompress(body)
+            entry = {
+                "time": time.time(),
+                "method": self.command,
+                "path": self.path,
+                "headers": dict(self.headers.items()),
+                "body": body.decode("utf-8", "replace"),
+                "wire_bytes": len(raw),
+            }
+            with state.lock, state.record.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(entry) + "\n")
+            if state.echo:
+                _echo(body)
+
+        def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+def _echo(body: bytes) -> None:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        print(f"  receiver <- {len(body)} bytes (not JSON)", flush=True)
+        return
+    for entry in payload.get("logs", []):
+        message = str(entry.get("message", "")).replace("\n", " ⏎ ")
+        print(f"  receiver <- {entry.get('level', '?'):5} [{entry.get('log_type', '?')}] "
+              f"{message[:150]}", flush=True)
+
+
+def serve(port: int, record: Path, echo: bool = False, max_body: int = 0) -> None:
+    state = _State(record, echo, max_body)
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(state))
+    server.daemon_threads = True
+    print(f"LISTENING {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+class Receiver:
+    """A receiver process owned by a test: start, read what it recorded, script it, stop."""
+
+    def __init__(self, directory: Path, python: str = sys.executable, max_body: int = 0) -> None:
+        self.record = directory / f"received-{os.getpid()}-{id(self)}.jsonl"
+        self.record.touch()
+        self._process = subprocess.Popen(
+            [python, __file__, "--port", "0", "--record", str(self.record),
+             "--max-body", str(max_body)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line.startswith("LISTENING "):
+            self.stop()
+            raise RuntimeError(f"receiver did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self.url = f"http://127.0.0.1:{self.port}/ingest"
+
+    def requests(self) -> list[dict[str, Any]]:
+        lines = self.record.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every log entry received, in arrival order."""
+        return [entry for r in self.requests() for entry in json.loads(r["body"])["logs"]]
+
+    def script(self, steps: list[dict[str, Any]]) -> None:
+        control = f"http://127.0.0.1:{self.port}/__control"
+        request = Request(control, data=json.dumps(steps).encode(), method="POST")
+        with urlopen(request, timeout=5) as response:
+            response.read()
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--record", type=Path, required=True)
+    parser.add_argument("--print", dest="echo", action="store_true", help="echo received entries")
+    parser.add_argument("--max-body", type=int, default=0, help="answer 413 above this many bytes")
+    args = parser.parse_args()
+    try:
+        serve(args.port, args.record, args.echo, args.max_body)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
