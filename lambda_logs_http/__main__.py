@@ -7,7 +7,7 @@ import sys
 
 def main() -> int:
     """Run the extension; never let an exception print a traceback into the function's logs."""
-    from .lifecycle import run
+    from .app import run
 
     try:
         return run()

@@ -1,16 +1,16 @@
-"""The extension's lifecycle, on the main thread.
+"""The main thread: subscribe, wait for events, hold each invocation for its logs, shut down.
 
-1. Read the configuration; register (INVOKE and SHUTDOWN; SHUTDOWN only on Lambda Managed
-   Instances, or when the configuration is unusable and we run as a no-op).
-2. Bind the listener, subscribe to the Telemetry API, start the listener and worker threads.
-3. Loop on ``/event/next``. After each INVOKE, wait until that request's logs are delivered (or a
+1. (``app`` has read the settings and registered.) Bind the listener, start the listener and
+   worker threads, subscribe to the Telemetry API.
+2. Loop on ``/event/next``. After each INVOKE, wait until that request's logs are delivered (or a
    bound is reached) *before* asking for the next event, because asking is what lets Lambda
    freeze the environment.
-4. On SHUTDOWN, deliver what is left before the deadline, stop and join the threads, print one
+3. On SHUTDOWN, deliver what is left before the deadline, stop and join the threads, print one
    summary line and exit 0.
 
-A configuration error never breaks the function: we log one clear line and stay registered as a
-no-op (or, with ``HTTP_STRICT_CONFIG=true``, report an init error so the deployment fails loudly).
+A configuration error never breaks the function: ``run_unconfigured`` logs one clear line and
+stays registered as a no-op (or, with ``HTTP_STRICT_CONFIG=true``, reports an init error so the
+deployment fails loudly).
 """
 
 from __future__ import annotations
@@ -20,28 +20,23 @@ import sys
 import time
 
 from . import log
+from .lambda_api import telemetry
 from .lambda_api.client import LocalHttpError
-from .lambda_api.extensions import (
-    INVOKE,
-    SHUTDOWN,
-    ExtensionsApiError,
-    ExtensionsClient,
-    Registration,
-)
-from .settings import load as config_module
+from .lambda_api.events import INVOKE, SHUTDOWN
+from .lambda_api.extensions import ExtensionsApiError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Mapping
 
     from .delivery.worker import DeliveryWorker
     from .invocations import InvocationProgress
+    from .lambda_api.extensions import ExtensionsClient
     from .listener.server import TelemetryListener
-    from .settings.load import Config
+    from .settings.model import Settings
+    from .settings.parse import ConfigError
     from .stats import Stats
 
-DEFAULT_NAME = "lambda-logs-http"
 # Time kept back at shutdown for stopping threads and printing the summary.
 SHUTDOWN_RESERVE_SECONDS = 0.1
 # Time kept back at shutdown for writing what could not be delivered to the spill directory.
@@ -50,148 +45,87 @@ SPILL_RESERVE_SECONDS = 0.25
 REPORT_GRACE_SECONDS = 0.3
 
 
-def run(environ: Mapping[str, str] | None = None, name: str | None = None) -> int:
-    """Run the extension until SHUTDOWN; return the process exit code."""
-    env = os.environ if environ is None else environ
-    extension_name = name or os.path.basename(sys.argv[0] or "") or DEFAULT_NAME
-    if extension_name in ("-c", "__main__.py", ""):
-        extension_name = DEFAULT_NAME
-    runtime_api = env.get(config_module.AWS_LAMBDA_RUNTIME_API, "")
-    if not runtime_api:
-        log.error(
-            "AWS_LAMBDA_RUNTIME_API is not set: this program runs inside AWS Lambda "
-            "(or a Lambda emulator) as an extension"
-        )
-        return 1
-
-    try:
-        config: Config | None = config_module.load(env)
-        config_error = None
-    except config_module.ConfigError as exc:
-        config, config_error = None, exc
-
-    managed = config_module.is_managed_instances(env)
-    events = (SHUTDOWN,) if managed or config is None else (INVOKE, SHUTDOWN)
-    client = ExtensionsClient(runtime_api, extension_name)
-    try:
-        registration = client.register(events)
-    except (ExtensionsApiError, LocalHttpError) as exc:
-        log.error(f"could not register with the Extensions API: {exc}")
-        return 1
-
-    if config is None:
-        assert config_error is not None
-        return _run_unconfigured(client, config_error, strict=config_module.strict_requested(env))
-    log.set_level(log.LEVELS[config.log_level])
-    return Extension(config, client, registration).run()
-
-
-def _run_unconfigured(
-    client: ExtensionsClient, error: config_module.ConfigError, *, strict: bool
-) -> int:
+def run_unconfigured(client: ExtensionsClient, error: ConfigError, *, strict: bool) -> int:
+    """Registered, but the settings are unusable: say so once, then do nothing until SHUTDOWN."""
     log.error(f"configuration error: {error}")
     if strict:
         client.init_error("Extension.ConfigInvalid", str(error))
         return 1
     log.error("logs will NOT be forwarded; the function keeps running normally")
-    while True:
-        try:
-            event = client.next_event()
-        except (ExtensionsApiError, LocalHttpError) as exc:
-            log.error(f"event/next failed: {exc}")
-            return 1
-        if event.get("eventType") == SHUTDOWN:
-            return 0
+    return _idle_until_shutdown(client)
 
 
 class Extension:
     """A registered, configured extension: owns the listener and worker threads."""
 
     def __init__(
-        self, config: Config, client: ExtensionsClient, registration: Registration
+        self,
+        settings: Settings,
+        client: ExtensionsClient,
+        listener: TelemetryListener,
+        worker: DeliveryWorker,
+        progress: InvocationProgress,
+        stats: Stats,
     ) -> None:
-        from .invocations import InvocationProgress
-        from .stats import Stats
-
-        self.config = config
+        self.settings = settings
         self.client = client
-        self.registration = registration
-        self.stats: Stats = Stats()
-        self.progress: InvocationProgress = InvocationProgress()
-        self.listener: TelemetryListener | None = None
-        self.worker: DeliveryWorker | None = None
+        self.listener = listener
+        self.worker = worker
+        self.progress = progress
+        self.stats = stats
         self.gate: threading.Event | None = None  # opened when the threads may do heavy imports
         self.telemetry_active = False
         self.last_request_id = ""
         self._released_early = 0  # invocations in a row released before their logs were sent
-        # The "end" strategy holds each invocation until its logs are delivered; "periodic"
-        # releases it at once and lets the worker send in the background.
-        self.hold_invocations = config.flush_strategy == "end"
 
     def run(self) -> int:
-        for warning in self.config.warnings:
+        for warning in self.settings.warnings:
             log.warning(warning)
         try:
             self._start()
         except Exception as exc:  # never a traceback into the function's logs
             log.error(f"could not start: {type(exc).__name__}: {exc}; logs will NOT be forwarded")
             self._stop_threads(time.monotonic() + 1.0)
-            return self._idle_until_shutdown()
+            return _idle_until_shutdown(self.client)
         try:
             return self._event_loop()
         finally:
             self._stop_threads(time.monotonic() + 1.0)
 
     def _start(self) -> None:
-        """Bind, start the threads (gated), subscribe: the work between register and the first
-        ``/event/next``, kept to modules that import in microseconds (see ``open_gate``)."""
+        """Bind, start the threads (the worker gated), subscribe: the work between register and
+        the first ``/event/next``, kept to modules that import in microseconds (see
+        ``open_gate``)."""
         import threading
 
-        from .delivery.worker import DeliveryWorker
-        from .lambda_api import telemetry
-        from .listener.server import TelemetryListener
-
-        config = self.config
+        telemetry_settings = self.settings.telemetry
         self.gate = threading.Event()
-        self.worker = DeliveryWorker(
-            config, self._transformer_factory, self._transport_factory, self.progress, self.stats
-        )
-        worker = self.worker
-        self.listener = TelemetryListener(
-            config.listener_port,
-            lambda events: worker.submit(events, wake=False),
-            self.progress,
-            self.stats,
-            wake_sink=worker.wake,
-        )
         self.listener.bind()
-        schema = (
-            telemetry.MANAGED_INSTANCES_SCHEMA_VERSION
-            if config.managed_instances
-            else telemetry.SCHEMA_VERSION
-        )
-        body = telemetry.subscription_body(
-            types=config.telemetry_types,
-            max_items=config.telemetry_max_items,
-            max_bytes=config.telemetry_max_bytes,
-            timeout_ms=config.telemetry_timeout_ms,
-            port=config.listener_port,
-            schema_version=schema,
-        )
         # Subscribe only once the listener serves: the subscription makes Lambda start pushing,
         # and a push must be answered at once. AWS's emulator keeps one push in flight, drops
         # what comes meanwhile, and (managed-instances mode, ~1 run in 6) stalled the first
         # invoke for 29 s behind a push our listener was not yet ready to answer. So whatever
         # the listener needs before serving is on the cold-start path: it imports only
-        # ``select`` (see push_server). The worker stays gated (see open_gate).
+        # ``select`` (see listener.loop). The worker stays gated (see open_gate).
         self.listener.start()
         self.worker.start(self.gate)
         self.listener.wait_serving(1.0)
+        managed = self.settings.lambda_env.managed_instances
+        body = telemetry.subscription_body(
+            types=telemetry_settings.types,
+            max_items=telemetry_settings.max_items,
+            max_bytes=telemetry_settings.max_bytes,
+            timeout_ms=telemetry_settings.timeout_ms,
+            port=self.listener.port,
+            schema_version=(
+                telemetry.MANAGED_INSTANCES_SCHEMA_VERSION if managed else telemetry.SCHEMA_VERSION
+            ),
+        )
         subscription = telemetry.subscribe(self.client.runtime_api, self.client.extension_id, body)
         if subscription.state == telemetry.SUBSCRIBED:
             self.telemetry_active = True
             log.debug(
-                f"subscribed to the Telemetry API on {self.listener.host}:{config.listener_port}"
+                f"subscribed to the Telemetry API on {self.listener.host}:{self.listener.port}"
             )
         elif subscription.state == telemetry.NOT_SUPPORTED:
             log.warning(
@@ -212,41 +146,11 @@ class Extension:
         if self.gate is not None:
             self.gate.set()
 
-    def _transformer_factory(self) -> object:
-        from .records.transform import EntryContext, Transformer, architecture
-
-        config = self.config
-        function_name = config.function_name or self.registration.function_name
-        context = EntryContext(
-            function_name,
-            config.function_version,
-            config.function_memory_size,
-            config.aws_region,
-            architecture(),
-        )
-        return Transformer(context, attribute_requests=not config.managed_instances)
-
-    def _transport_factory(self) -> object:
-        from .http import auth
-        from .http.transport import HttpTransport, TestModeTransport, redact_url
-
-        mode = "TEST MODE, nothing is sent" if self.config.test_mode else "forwarding"
-        log.info(f"ready: {mode} to {redact_url(self.config.endpoint)}")
-        strategy = auth.from_config(self.config)
-        if self.config.test_mode:
-            return TestModeTransport(self.config.endpoint, strategy)
-        if not self.config.tls_verify and self.config.endpoint.startswith("https:"):
-            log.warning("HTTP_TLS_VERIFY=false: the receiver's certificate is NOT checked")
-        return HttpTransport(
-            self.config.endpoint,
-            strategy,
-            tls_verify=self.config.tls_verify,
-            ca_bundle=self.config.ca_bundle,
-        )
-
     def _event_loop(self) -> int:
-        margin = self.config.deadline_margin_ms / 1000.0
-        budget = self.config.flush_budget_ms / 1000.0
+        delivery = self.settings.delivery
+        margin = delivery.deadline_margin_ms / 1000.0
+        budget = delivery.flush_budget_ms / 1000.0
+        hold = self.telemetry_active and delivery.holds_invocations
         self.open_gate()
         while True:
             try:
@@ -259,7 +163,7 @@ class Extension:
             deadline = _monotonic_deadline(event.get("deadlineMs"), margin)
             if event_type == INVOKE:
                 request_id = str(event.get("requestId") or "")
-                if self.telemetry_active and request_id and self.hold_invocations:
+                if request_id and hold:
                     self._wait_for_delivery(request_id, deadline, budget)
                 self.last_request_id = request_id
             elif event_type == SHUTDOWN:
@@ -270,8 +174,8 @@ class Extension:
                 log.warning(f"ignored an unknown event type {event_type!r}")
 
     def _wait_for_delivery(self, request_id: str, deadline: float, budget: float) -> None:
-        # Imported here, not at the top: progress needs threading, which must not load before
-        # the register call (cold start).
+        # Imported here, not at the top: invocations needs threading, which must not load
+        # before the register call (cold start).
         from .invocations import DEADLINE, DELIVERED
 
         started = time.monotonic()
@@ -287,7 +191,7 @@ class Extension:
             if log.enabled(log.DEBUG):
                 log.debug(f"invocation {request_id} delivered; held {held_ms:.1f} ms")
             return
-        pending = self.worker.pending_records() if self.worker else 0
+        pending = self.worker.pending_records()
         if outcome == DEADLINE:
             message = (
                 f"invocation {request_id} reached its deadline: released it without "
@@ -317,17 +221,15 @@ class Extension:
             # The last invocation's platform.report is pushed only after we called /event/next.
             grace = min(time.monotonic() + REPORT_GRACE_SECONDS, send_deadline)
             self.progress.wait_report(last_request_id, grace)
-        if self.listener is not None:
-            self.listener.stop(timeout=0.5)
-        if self.worker is not None and not self.worker.flush(send_deadline):
+        self.listener.stop(timeout=0.5)
+        if not self.worker.flush(send_deadline):
             self.worker.abort_send()
         self._stop_threads(keep_deadline)
         log.info(f"shutdown summary: {self.stats.summary()}")
 
     def _stop_threads(self, deadline: float) -> None:
-        if self.listener is not None:
-            self.listener.stop(timeout=max(0.05, deadline - time.monotonic()))
-        if self.worker is not None and not self.worker.stop(max(0.05, deadline - time.monotonic())):
+        self.listener.stop(timeout=max(0.05, deadline - time.monotonic()))
+        if not self.worker.stop(max(0.05, deadline - time.monotonic())):
             # Stuck beyond an abort (e.g. in a connect): what it holds is lost; say so.
             pending = self.worker.pending_records()
             self.stats.drop("shutdown_stuck_send", pending)
@@ -336,14 +238,16 @@ class Extension:
             sys.stdout.flush()
             os._exit(0)
 
-    def _idle_until_shutdown(self) -> int:
-        while True:
-            try:
-                event = self.client.next_event()
-            except (ExtensionsApiError, LocalHttpError):
-                return 1
-            if event.get("eventType") == SHUTDOWN:
-                return 0
+
+def _idle_until_shutdown(client: ExtensionsClient) -> int:
+    while True:
+        try:
+            event = client.next_event()
+        except (ExtensionsApiError, LocalHttpError) as exc:
+            log.error(f"event/next failed: {exc}")
+            return 1
+        if event.get("eventType") == SHUTDOWN:
+            return 0
 
 
 def _monotonic_deadline(deadline_ms: object, margin: float) -> float:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
+
+from ..records.timestamps import utc_now_iso
 
 ENVELOPE_SOURCE = "aws-lambda-extension"
 _HEAD_TEXT = '{"logs":['
@@ -24,12 +25,6 @@ _MIN_MESSAGE_CHARS = 256
 
 _batch_numbers = itertools.count(1)
 _process_tag = os.urandom(6).hex()
-
-
-def utc_now_iso() -> str:
-    """Now, as Lambda writes times: ISO 8601, UTC, milliseconds, ``Z``."""
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
 def envelope(payload: bytes, timestamp: str | None = None) -> bytes:

@@ -1,15 +1,14 @@
 """Pluggable authentication: one small class per ``HTTP_AUTH_TYPE``.
 
-A strategy only adds headers to a request; it never sees bodies, queues or connections. Adding a
-strategy is one class and one line in ``STRATEGIES``. ``required_variables`` lets ``config``
-reject a half-configured strategy before anything is sent.
+A strategy only adds headers to a request; it never sees bodies, queues or connections. It takes
+plain values, never the settings: ``required`` and ``optional`` name the values it takes (fields
+of ``settings.model.Auth``), so the settings can refuse a half-configured strategy at start and
+build any strategy the same way. Adding a strategy is one class and one line in ``STRATEGIES``.
+
+Imported before the extension registers (the settings check the registry): it imports nothing.
 """
 
 from __future__ import annotations
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from ..settings.load import Config
 
 DEFAULT_API_KEY_HEADER = "X-API-Key"
 REDACTED = "***"
@@ -18,12 +17,8 @@ REDACTED = "***"
 class Auth:
     """No authentication; also the base class, whose ``apply`` adds nothing."""
 
-    required_variables: tuple[str, ...] = ()
-
-    @classmethod
-    def from_config(cls, config: Config) -> Auth:
-        """Build the strategy from validated settings; override when it needs any."""
-        return cls()
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
 
     def apply(self, headers: dict[str, str]) -> None:
         """Add this strategy's headers to ``headers`` in place."""
@@ -36,11 +31,7 @@ class Auth:
 class BasicAuth(Auth):
     """``Authorization: Basic base64(username:credentials)`` (RFC 7617)."""
 
-    required_variables = ("HTTP_AUTH_USERNAME", "HTTP_AUTH_CREDENTIALS")
-
-    @classmethod
-    def from_config(cls, config: Config) -> Auth:
-        return cls(config.auth_username, config.auth_credentials)
+    required = ("username", "credentials")
 
     def __init__(self, username: str, credentials: str) -> None:
         import base64  # only this strategy needs it
@@ -58,11 +49,7 @@ class BasicAuth(Auth):
 class BearerAuth(Auth):
     """``Authorization: Bearer <credentials>`` (RFC 6750)."""
 
-    required_variables = ("HTTP_AUTH_CREDENTIALS",)
-
-    @classmethod
-    def from_config(cls, config: Config) -> Auth:
-        return cls(config.auth_credentials)
+    required = ("credentials",)
 
     def __init__(self, credentials: str) -> None:
         self._value = f"Bearer {credentials}"
@@ -75,15 +62,12 @@ class BearerAuth(Auth):
 
 
 class ApiKeyAuth(Auth):
-    """``<HTTP_AUTH_HEADER_NAME>: <credentials>``; the header defaults to ``X-API-Key``."""
+    """``<header_name>: <credentials>``; the header defaults to ``X-API-Key``."""
 
-    required_variables = ("HTTP_AUTH_CREDENTIALS",)
+    required = ("credentials",)
+    optional = ("header_name",)
 
-    @classmethod
-    def from_config(cls, config: Config) -> Auth:
-        return cls(config.auth_header_name, config.auth_credentials)
-
-    def __init__(self, header_name: str, credentials: str) -> None:
+    def __init__(self, credentials: str, header_name: str = "") -> None:
         self._header = header_name or DEFAULT_API_KEY_HEADER
         self._value = credentials
 
@@ -102,9 +86,10 @@ STRATEGIES: dict[str, type[Auth]] = {
 }
 
 
-def from_config(config: Config) -> Auth:
-    """The strategy named by ``config.auth_type`` (already validated by ``config.load``)."""
-    return STRATEGIES[config.auth_type].from_config(config)
+def build(kind: str, **values: str) -> Auth:
+    """The strategy registered as ``kind``, given the values it takes (others are ignored)."""
+    strategy = STRATEGIES[kind]
+    return strategy(**{name: values[name] for name in (*strategy.required, *strategy.optional)})
 
 
 def redact_headers(headers: dict[str, str], auth: Auth) -> dict[str, str]:

@@ -1,10 +1,10 @@
 """Reading HTTP/1.1 responses off a socket, for both of the extension's clients.
 
-Both the client for Lambda's local APIs (``localhttp``) and the transport to the receiver use
-this instead of ``http.client``: that module pulls in the ``email`` package, which costs 30-40 ms
-of CPU and 7 MiB of memory in every execution environment, for header parsing we do in a few
-lines. Bodies come by Content-Length, chunked encoding or end of stream; ``1xx`` interim answers
-are skipped; every size is bounded.
+Both the client for Lambda's local APIs (``lambda_api.client``) and the transport to the
+receiver use this instead of ``http.client``: that module pulls in the ``email`` package, which
+costs 30-40 ms of CPU and 7 MiB of memory in every execution environment, for header parsing we
+do in a few lines. Bodies come by Content-Length, chunked encoding or end of stream; ``1xx``
+interim answers are skipped; every size is bounded.
 """
 
 from __future__ import annotations

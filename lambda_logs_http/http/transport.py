@@ -5,7 +5,7 @@ outcome (delivered, worth retrying, or not). It keeps one keep-alive connection 
 any error, so the next send reconnects — which is also how a connection killed by a freeze
 (the receiver timed it out while we were stopped) is recovered without a special case.
 
-It speaks HTTP/1.1 itself over ``socket`` (responses are read by ``http_response``) rather than
+It speaks HTTP/1.1 itself over ``socket`` (responses are read by ``response``) rather than
 through ``http.client``, whose ``email`` imports cost 30-40 ms of CPU and 7 MiB in every
 execution environment. ``ssl`` is imported only for ``https://`` endpoints. All of it loads on
 the worker thread, off the cold-start path.
@@ -16,11 +16,16 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from urllib.parse import urlsplit
 
 from .. import __version__, log
 from .auth import Auth, redact_headers
 from .response import MalformedResponse, Reader, keeps_alive, read_body, read_head
+from .result import ABORTED, BAD_HEADER, CONNECTION, MALFORMED, TIMEOUT, TLS_VERIFY, SendResult
+from .result import answered as _answered
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..settings.model import Endpoint
 
 USER_AGENT = f"lambda-logs-http/{__version__}"
 _MAX_ERROR_BODY = 2048
@@ -29,39 +34,10 @@ _MAX_DRAINED_BODY = 64 * 1024
 # Bodies up to this size go out in the same write as the headers: one syscall (and one TLS
 # record) instead of two, for the price of copying the body once.
 _COALESCE_BYTES = 256 * 1024
-# And every 5xx.
-RETRYABLE_STATUSES = frozenset({408, 425, 429})
-
-
-class SendResult:
-    """The outcome of one send.
-
-    ``status`` is the HTTP status (0 when no response came); ``retryable`` says whether the same
-    body may succeed later; ``error`` explains a failure in words fit for a log line;
-    ``needs_fix`` marks failures that only a configuration change can end (worth an ERROR).
-    """
-
-    __slots__ = ("ok", "status", "retryable", "error", "retry_after", "needs_fix")
-
-    def __init__(
-        self,
-        ok: bool,
-        status: int = 0,
-        retryable: bool = False,
-        error: str = "",
-        retry_after: str | None = None,
-        needs_fix: bool = False,
-    ) -> None:
-        self.ok = ok
-        self.status = status
-        self.retryable = retryable
-        self.error = error
-        self.retry_after = retry_after
-        self.needs_fix = needs_fix
 
 
 class Transport:
-    """Interface: ``send(body, headers, timeout) -> SendResult``; ``close()``."""
+    """Interface: ``send(body, headers, timeout) -> SendResult``; ``close()``; ``abort()``."""
 
     def send(self, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
         raise NotImplementedError
@@ -71,17 +47,6 @@ class Transport:
 
     def abort(self) -> None:
         """Make a send blocked in another thread fail now; safe when nothing is in flight."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` fit for a log line: query values (often API keys) replaced by ``***``."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    query = "&".join(
-        p.split("=", 1)[0] + ("=***" if "=" in p else "") for p in parts.query.split("&")
-    )
-    return parts._replace(query=query).geturl()
 
 
 class _Connection:
@@ -97,26 +62,16 @@ class _Connection:
 class HttpTransport(Transport):
     """POSTs to one endpoint over HTTP or HTTPS, reusing the connection between sends."""
 
-    def __init__(
-        self,
-        endpoint: str,
-        auth: Auth,
-        *,
-        tls_verify: bool = True,
-        ca_bundle: str = "",
-    ) -> None:
-        parts = urlsplit(endpoint)
+    def __init__(self, endpoint: Endpoint, auth: Auth) -> None:
         self.endpoint = endpoint
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname or ""
-        default_port = 443 if self._https else 80
-        self._port = parts.port or default_port
-        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        self._host_header = host if self._port == default_port else f"{host}:{self._port}"
+        self._https = endpoint.https
+        self._host = endpoint.host
+        self._port = endpoint.port
+        self._path = endpoint.target
+        self._host_header = endpoint.host_header
         self._auth = auth
-        self._tls_verify = tls_verify
-        self._ca_bundle = ca_bundle
+        self._tls_verify = endpoint.tls_verify
+        self._ca_bundle = endpoint.ca_bundle
         self._connection: _Connection | None = None
         self._ssl_context: object = None
         self._aborted = False  # set by abort(): the send in flight must not reconnect
@@ -144,7 +99,10 @@ class HttpTransport(Transport):
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
                 # A header can't smuggle another one in: refuse rather than send it mangled.
                 return SendResult(
-                    False, 0, False, f"header {name!r} holds a line break", needs_fix=True
+                    False,
+                    error=f"header {name!r} holds a line break",
+                    needs_fix=True,
+                    kind=BAD_HEADER,
                 )
             lines.append(f"{name}: {value}")
         lines.append(f"Content-Length: {length}\r\n\r\n")
@@ -152,7 +110,9 @@ class HttpTransport(Transport):
             return "\r\n".join(lines).encode("latin-1")
         except UnicodeEncodeError:
             # Which header is not said: it may be a credential.
-            return SendResult(False, 0, False, "a header value is not Latin-1 text", needs_fix=True)
+            return SendResult(
+                False, error="a header value is not Latin-1 text", needs_fix=True, kind=BAD_HEADER
+            )
 
     def _send_once(
         self, body: bytes, headers: dict[str, str], timeout: float
@@ -180,11 +140,14 @@ class HttpTransport(Transport):
                 self.close()
         except MalformedResponse as exc:
             self.close()
-            return SendResult(False, 0, True, f"bad HTTP response: {exc}"), False
+            return SendResult(False, 0, True, f"bad HTTP response: {exc}", kind=MALFORMED), False
         except OSError as exc:
             self.close()
             if self._aborted:
-                return SendResult(False, 0, True, "send aborted (shutdown deadline)"), False
+                aborted = SendResult(
+                    False, 0, True, "send aborted (shutdown deadline)", kind=ABORTED
+                )
+                return aborted, False
             # Whatever broke before the first byte of an answer (a reset, an EOF, TLS's own
             # EOF errors) means a kept-alive connection the receiver had already closed.
             stale = (
@@ -193,16 +156,10 @@ class HttpTransport(Transport):
                 and not _is_timeout(exc)
             )
             if stale:
-                return SendResult(False, 0, True, f"connection closed by the receiver: {exc}"), True
+                closed = f"connection closed by the receiver: {exc}"
+                return SendResult(False, 0, True, closed, kind=CONNECTION), True
             return self._connection_error(exc), False
-        if 200 <= status < 300:
-            return SendResult(True, status), False
-        text = detail.decode("utf-8", "replace").strip().replace("\n", " ")[:300]
-        retryable = status in RETRYABLE_STATUSES or status >= 500
-        error = f"HTTP {status}" + (f": {text}" if text else "")
-        return SendResult(
-            False, status, retryable, error, response_headers.get("retry-after")
-        ), False
+        return _answered(status, detail, response_headers.get("retry-after")), False
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -265,18 +222,19 @@ class HttpTransport(Transport):
         ssl = sys.modules.get("ssl")
         if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
             # Fail closed: never fall back to an unverified connection.
+            reason = getattr(exc, "verify_message", "") or exc
             return SendResult(
                 False,
                 0,
                 True,
-                f"TLS certificate verification failed for {self._host}: "
-                f"{getattr(exc, 'verify_message', '') or exc}; set HTTP_CA_BUNDLE to the "
-                "receiver's CA file (HTTP_TLS_VERIFY=false only for testing)",
+                f"TLS certificate verification failed for {self._host}: {reason}",
                 needs_fix=True,
+                kind=TLS_VERIFY,
             )
         if _is_timeout(exc):
-            return SendResult(False, 0, True, "timed out waiting for the receiver")
-        return SendResult(False, 0, True, f"connection failed: {type(exc).__name__}: {exc}")
+            return SendResult(False, 0, True, "timed out waiting for the receiver", kind=TIMEOUT)
+        failed = f"connection failed: {type(exc).__name__}: {exc}"
+        return SendResult(False, 0, True, failed, kind=CONNECTION)
 
 
 def _has_unread_bytes(sock: socket.socket) -> bool:
@@ -299,7 +257,7 @@ class TestModeTransport(Transport):
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, endpoint: str, auth: Auth) -> None:
+    def __init__(self, endpoint: Endpoint, auth: Auth) -> None:
         self.endpoint = endpoint
         self._auth = auth
 
@@ -309,7 +267,7 @@ class TestModeTransport(Transport):
         shown = redact_headers(shown, self._auth)
         log.emit(
             log.INFO,
-            f"TEST MODE would POST {redact_url(self.endpoint)} headers={shown} "
+            f"TEST MODE would POST {self.endpoint.display} headers={shown} "
             f"body={body.decode('ascii', 'replace')}",
         )
         return SendResult(True, 200)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from . import client
 
 API_VERSION = "2020-01-01"
-INVOKE = "INVOKE"
-SHUTDOWN = "SHUTDOWN"
 
 
 class ExtensionsApiError(Exception):
@@ -86,7 +84,7 @@ class ExtensionsClient:
         return Registration(self.extension_id, response.body)
 
     def next_event(self) -> dict[str, object]:
-        """Block until the next INVOKE or SHUTDOWN event (no client timeout, see localhttp)."""
+        """Block until the next INVOKE or SHUTDOWN event (no client timeout, see ``client``)."""
         response = client.request(
             self.runtime_api,
             "GET",

@@ -8,7 +8,7 @@ active evicted), bytes buffered across all of them (the largest partial request 
 partial request or an unread answer may sit (closed after ``PARTIAL_IDLE_SECONDS``). A kept-alive
 connection with nothing pending has no time limit: Lambda reuses it after a freeze of any length.
 
-The HTTP itself is ``push_protocol``; what a push means is the ``handle_body`` callback.
+The HTTP itself is ``parser``; what a push means is the ``handle_body`` callback.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ slow, so the records go straight onto the worker's queue. It accepts only what L
 ``POST`` whose body is a JSON array of event objects, of bounded size — and answers 4xx to
 anything else without ever stopping.
 
-One thread serves every connection from a ``poll`` loop (``push_server``) with an incremental
-parser (``push_protocol``), not ``http.server``: the listener must answer before the extension
+One thread serves every connection from a ``poll`` loop (``loop``) with an incremental
+parser (``parser``), not ``http.server``: the listener must answer before the extension
 subscribes (AWS's emulator stalls the first invoke behind a push nobody answers), so whatever it
 imports is paid on every cold start, and ``http.server`` costs 30-80 ms of imports there. This
 also means no thread per connection, and no handoff between the socket and the queue.
@@ -21,6 +21,7 @@ import _socket
 import threading
 
 from .. import log
+from ..lambda_api.events import REPORT, RUNTIME_DONE
 from .loop import ServeLoop
 
 TYPE_CHECKING = False
@@ -35,8 +36,6 @@ BIND_HOST = "sandbox.localdomain"
 FALLBACK_HOST = "127.0.0.1"
 # Lambda's maxBytes is at most 1 MiB and one push can reach about twice that.
 MAX_BODY_BYTES = 4 * 1024 * 1024
-RUNTIME_DONE = "platform.runtimeDone"
-REPORT = "platform.report"
 
 
 def _reject_constant(name: str) -> object:
@@ -61,7 +60,8 @@ def parse_push(body: bytes) -> list[dict[str, object]] | None:
 
 
 class TelemetryListener:
-    """Receives pushes on ``port`` and hands each one to ``sink`` (which must not block)."""
+    """Receives pushes on ``port`` (0: one the system picks, known after ``bind``) and hands
+    each one to ``sink`` (which must not block)."""
 
     def __init__(
         self,
@@ -110,6 +110,7 @@ class TelemetryListener:
             raise
         self._socket = sock
         self.host = address
+        self.port = sock.getsockname()[1]  # the port the system chose, when asked for port 0
         return address
 
     def start(self) -> None:

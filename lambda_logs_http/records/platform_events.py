@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from ..lambda_api import events
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -28,7 +30,7 @@ def render(event_type: str, record: object) -> tuple[str, str, str]:
 
 
 def _level(event_type: str, record: Record) -> str:
-    if event_type == "platform.logsDropped":
+    if event_type == events.LOGS_DROPPED:
         return "WARN"
     status = record.get("status")
     if status is not None and status != "success":
@@ -148,16 +150,16 @@ def _compact(value: object) -> str:
 
 
 _RENDERERS: dict[str, Callable[[Record], str]] = {
-    "platform.initStart": _init_start,
-    "platform.initRuntimeDone": _init_runtime_done,
-    "platform.initReport": _init_report,
-    "platform.start": _start,
-    "platform.runtimeDone": _runtime_done,
-    "platform.report": _report,
-    "platform.restoreStart": _restore_start,
-    "platform.restoreRuntimeDone": _restore_runtime_done,
-    "platform.restoreReport": _restore_report,
-    "platform.extension": _extension,
-    "platform.telemetrySubscription": _subscription,
-    "platform.logsDropped": _logs_dropped,
+    events.INIT_START: _init_start,
+    events.INIT_RUNTIME_DONE: _init_runtime_done,
+    events.INIT_REPORT: _init_report,
+    events.START: _start,
+    events.RUNTIME_DONE: _runtime_done,
+    events.REPORT: _report,
+    events.RESTORE_START: _restore_start,
+    events.RESTORE_RUNTIME_DONE: _restore_runtime_done,
+    events.RESTORE_REPORT: _restore_report,
+    events.EXTENSION_STATE: _extension,
+    events.TELEMETRY_SUBSCRIPTION: _subscription,
+    events.LOGS_DROPPED: _logs_dropped,
 }

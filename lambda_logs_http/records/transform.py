@@ -14,8 +14,9 @@ import os
 from json.encoder import encode_basestring_ascii as _quote
 
 from .. import log
-from ..delivery.batching import utc_now_iso
+from ..lambda_api.events import EXTENSION, FUNCTION, RUNTIME_DONE, START, UNKNOWN_PLATFORM
 from . import levels, platform_events
+from .timestamps import utc_now_iso
 
 SOURCE = "lambda"
 _OWN_LINE_PREFIX = log.PREFIX
@@ -77,10 +78,10 @@ class Transformer:
         """
         event_type = event.get("type")
         record = event.get("record")
-        if event_type == "function" or event_type == "extension":
+        if event_type in (FUNCTION, EXTENSION):
             log_type = event_type
             if type(record) is str:
-                if log_type == "extension" and record.startswith(_OWN_LINE_PREFIX):
+                if log_type == EXTENSION and record.startswith(_OWN_LINE_PREFIX):
                     return None
                 level, message, request_id, fields = levels.parse_text(record)
             elif isinstance(record, dict):
@@ -89,17 +90,17 @@ class Transformer:
                 level, message, request_id, fields = (
                     levels.DEFAULT_LEVEL, self._dump(record), "", None,
                 )  # fmt: skip
-            if not request_id and log_type == "function":
+            if not request_id and log_type == FUNCTION:
                 request_id = self._current_request_id
         else:
             log_type = "platform"
-            name = event_type if isinstance(event_type, str) else "platform.unknown"
+            name = event_type if isinstance(event_type, str) else UNKNOWN_PLATFORM
             level, message, request_id = platform_events.render(name, record)
             fields = record if isinstance(record, dict) else None
             if self._attribute_requests:
-                if name == "platform.start":
+                if name == START:
                     self._current_request_id = request_id
-                elif name == "platform.runtimeDone":
+                elif name == RUNTIME_DONE:
                     self._current_request_id = ""
         timestamp = event.get("time")
         if not isinstance(timestamp, str):

@@ -18,30 +18,19 @@ import pytest
 
 from lambda_logs_http import log
 from lambda_logs_http.delivery.worker import DeliveryWorker
-from lambda_logs_http.http import auth
-from lambda_logs_http.http.transport import HttpTransport
 from lambda_logs_http.invocations import InvocationProgress
-from lambda_logs_http.records.transform import EntryContext, Transformer
-from lambda_logs_http.settings.load import Config, load
-from lambda_logs_http.stats import Stats
+from lambda_logs_http.settings.load import load
+from lambda_logs_http.settings.model import Settings
 from tests.support.fixtures import BASIC_AUTH
 from tests.support.nginx import Nginx
 from tests.support.tls import TlsMaterial
+from tests.support.workers import started_worker
 from tools.lambda_sandbox.receiver import Receiver
 
 
-def worker_for(config: Config, progress: InvocationProgress | None = None) -> DeliveryWorker:
+def worker_for(settings: Settings, progress: InvocationProgress | None = None) -> DeliveryWorker:
     """A started worker with the real HTTP transport, as the extension builds it."""
-    worker = DeliveryWorker(
-        config,
-        lambda: Transformer(EntryContext("fn", "1", 128, "us-east-1", "x86_64")),
-        lambda: HttpTransport(config.endpoint, auth.from_config(config),
-                              tls_verify=config.tls_verify, ca_bundle=config.ca_bundle),
-        progress or InvocationProgress(),
-        Stats(),
-    )
-    worker.start()
-    return worker
+    return started_worker(settings, progress)
 
 
 def push(number: int, records: int = 1000, request_id: str = "") -> list[dict[str, object]]:

@@ -41,8 +41,9 @@ def test_cold_start_path_avoids_heavy_modules() -> None:
 
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import lambda_logs_http.lifecycle, lambda_logs_http.settings.load, lambda_logs_http.listener.server,"
-        " lambda_logs_http.delivery.worker, lambda_logs_http.lambda_api.telemetry, lambda_logs_http.invocations;"
+        "import lambda_logs_http.app, lambda_logs_http.lifecycle, lambda_logs_http.settings.load,"
+        " lambda_logs_http.listener.server, lambda_logs_http.delivery.worker,"
+        " lambda_logs_http.lambda_api.telemetry, lambda_logs_http.invocations;"
         "heavy = {'http.client', 'http.server', 'ssl', 'dataclasses', 'logging', 'typing',"
         " 'urllib.request', 'urllib.parse', 'gzip', 'hashlib', 'email', 'json', 're', 'socket',"
         " 'random', 'encodings.idna', 'zlib'};"
@@ -69,7 +70,8 @@ def test_sending_over_http_never_loads_http_client_email_or_ssl(tmp_path: Path) 
         "from lambda_logs_http.http.auth import Auth;"
         "receiver = Receiver(pathlib.Path(sys.argv[2]));"
         "before = set(sys.modules);"
-        "t = HttpTransport(receiver.url, Auth());"
+        "from tests.support.endpoints import endpoint;"
+        "t = HttpTransport(endpoint(receiver.url), Auth());"
         "assert all(t.send(b'{}', {}, 5).ok for _ in range(2));"
         "receiver.stop();"
         "print(sorted(m for m in set(sys.modules) - before"
@@ -77,6 +79,7 @@ def test_sending_over_http_never_loads_http_client_email_or_ssl(tmp_path: Path) 
     )
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-c", code, str(PACKAGE.parent), str(tmp_path)],
+        cwd=PACKAGE.parent,
         capture_output=True,
         text=True,
         check=True,

@@ -1,4 +1,9 @@
-"""DeliveryWorker end to end with the real transport and a real receiver."""
+"""DeliveryWorker end to end with the real transport and a real receiver process.
+
+The policy itself (backoff, Retry-After, 413, spill, drop accounting) is unit-tested against a
+fake transport and clock in tests/unit/test_delivery_policy.py; these tests show the thread,
+the transport and a real HTTP server doing it together.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from lambda_logs_http.delivery.retry import backoff
-from lambda_logs_http.delivery.worker import DeliveryWorker
-from lambda_logs_http.http.auth import Auth
-from lambda_logs_http.http.transport import HttpTransport
 from lambda_logs_http.invocations import DELIVERED, InvocationProgress
-from lambda_logs_http.records.transform import EntryContext, Transformer
-from lambda_logs_http.settings.load import Config, load
+from lambda_logs_http.settings.load import load
+from lambda_logs_http.settings.model import Settings
 from lambda_logs_http.stats import Stats
+from tests.support.workers import started_worker
 from tools.lambda_sandbox.receiver import Receiver
 
 
@@ -29,17 +31,10 @@ def function_lines(n: int, request_id: str = "r-1") -> list[dict[str, object]]:
 
 
 class Running:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.progress = InvocationProgress()
         self.stats = Stats()
-        self.worker = DeliveryWorker(
-            config,
-            lambda: Transformer(EntryContext("fn", "1", 128, "us-east-1", "x86_64")),
-            lambda: HttpTransport(config.endpoint, Auth()),
-            self.progress,
-            self.stats,
-        )
-        self.worker.start()
+        self.worker = started_worker(settings, self.progress, self.stats)
 
 
 @pytest.fixture
@@ -220,19 +215,6 @@ def test_gzip(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
     assert len(receiver.entries()) == 51
 
 
-def test_periodic_strategy_does_not_send_on_runtime_done(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
-    running = make(HTTP_FLUSH_STRATEGY="periodic", HTTP_BATCH_MAX_AGE_MS="300")
-    running.worker.submit(function_lines(2))
-    time.sleep(0.1)
-    assert receiver.requests() == []
-    assert running.progress.wait("r-1", time.monotonic() + 5, 5) == DELIVERED
-    assert len(receiver.entries()) == 3
-
-
-def test_backoff_is_capped_full_jitter() -> None:
-    assert backoff(1, rng=lambda: 1.0) == pytest.approx(0.2)
-    assert backoff(30, rng=lambda: 1.0) == 5.0
-    assert backoff(3, rng=lambda: 0.0) == 0.0
 
 
 def test_start_twice_and_stop_twice(make) -> None:  # type: ignore[no-untyped-def]
@@ -240,34 +222,3 @@ def test_start_twice_and_stop_twice(make) -> None:  # type: ignore[no-untyped-de
     with pytest.raises(RuntimeError):
         running.worker.start()
     assert running.worker.stop(5) and running.worker.stop(5)
-
-
-def test_a_healthy_receiver_gets_no_batches_encoded_far_ahead(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
-    """Our CPU, not the receiver, limits throughput then: pushes wait parsed in the bounded
-    inbox rather than as megabytes of encoded batches that could not go out any sooner."""
-    receiver.script([{"delay": 0.02, "times": 1000}])  # healthy: well under _SLOW_SEND_SECONDS
-    running = make()  # each push ends with a runtimeDone: one batch per push
-    for n in range(30):
-        assert running.worker.submit(function_lines(20, request_id=f"r-{n}"))
-    most_ready = 0
-    while running.progress.wait("r-29", time.monotonic() + 0.005, 0.005) != DELIVERED:
-        most_ready = max(most_ready, len(running.worker._ready))
-    assert most_ready <= 2  # the batch in flight and the next one
-    messages = [e["message"] for e in receiver.entries()]
-    assert len(messages) == 30 * 21 and messages[-1] == "END RequestId: r-29"
-
-
-def test_a_slow_receiver_gets_pushes_taken_in_up_to_the_cap(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
-    """Behind a slow receiver the worker empties the inbox into batches (up to the memory
-    cap, then disk), so Lambda's own buffer never fills behind it."""
-    receiver.script([{"delay": 0.15, "times": 1000}])
-    running = make()
-    for n in range(12):
-        assert running.worker.submit(function_lines(20, request_id=f"r-{n}"))
-    most_ready = 0
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        most_ready = max(most_ready, len(running.worker._ready))
-        time.sleep(0.005)
-    assert most_ready > 5
-    assert running.worker.flush(time.monotonic() + 30)

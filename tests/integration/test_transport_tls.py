@@ -15,6 +15,7 @@ import pytest
 from lambda_logs_http.http.auth import Auth
 from lambda_logs_http.http.transport import HttpTransport
 from tests.support.accept_loop import AcceptLoopServer
+from tests.support.endpoints import endpoint
 from tests.support.tls import TlsMaterial
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -55,7 +56,7 @@ def dropping(
 def test_a_dropped_tls_connection_is_replaced_at_once(
     dropping: DroppingTlsServer, tls_material: TlsMaterial, size: int
 ) -> None:
-    transport = HttpTransport(dropping.url, Auth(), ca_bundle=str(tls_material.ca_file))
+    transport = HttpTransport(endpoint(dropping.url, ca_bundle=str(tls_material.ca_file)), Auth())
     assert transport.send(b"[]", {}, 5).ok
     threading.Event().wait(0.3)  # the server has dropped the connection meanwhile
     result = transport.send(b"x" * size, {}, 5)

@@ -6,14 +6,15 @@ import json
 import socket
 
 from lambda_logs_http.http.auth import Auth, BearerAuth
-from lambda_logs_http.http.transport import HttpTransport, redact_url
+from lambda_logs_http.http.transport import HttpTransport
+from tests.support.endpoints import endpoint
 from tools.lambda_sandbox.receiver import Receiver
 
 BODY = b'{"logs":[],"source":"aws-lambda-extension","timestamp":"t"}'
 
 
 def test_delivers_and_reuses_the_connection(receiver: Receiver) -> None:
-    transport = HttpTransport(receiver.url, BearerAuth("tok"))
+    transport = HttpTransport(endpoint(receiver.url), BearerAuth("tok"))
     for _ in range(3):
         result = transport.send(BODY, {"Idempotency-Key": "b-1"}, timeout=5)
         assert (result.ok, result.status) == (True, 200)
@@ -32,7 +33,7 @@ def test_delivers_and_reuses_the_connection(receiver: Receiver) -> None:
 
 
 def test_classifies_statuses(receiver: Receiver) -> None:
-    transport = HttpTransport(receiver.url, Auth())
+    transport = HttpTransport(endpoint(receiver.url), Auth())
     receiver.script([{"status": 503}, {"status": 429, "retry_after": "7"}, {"status": 401},
                      {"status": 413}, {"status": 408}])
     results = [transport.send(BODY, {}, timeout=5) for _ in range(5)]
@@ -46,7 +47,7 @@ def test_classifies_statuses(receiver: Receiver) -> None:
 
 def test_timeout_is_retryable(receiver: Receiver) -> None:
     receiver.script([{"delay": 2}])
-    result = HttpTransport(receiver.url, Auth()).send(BODY, {}, timeout=0.3)
+    result = HttpTransport(endpoint(receiver.url), Auth()).send(BODY, {}, timeout=0.3)
     assert (result.ok, result.retryable) == (False, True)
     assert "timed out" in result.error
 
@@ -55,13 +56,13 @@ def test_connection_refused_is_retryable() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = HttpTransport(f"http://127.0.0.1:{port}/", Auth()).send(BODY, {}, timeout=2)
+    result = HttpTransport(endpoint(f"http://127.0.0.1:{port}/"), Auth()).send(BODY, {}, timeout=2)
     assert (result.ok, result.retryable) == (False, True)
     assert "connection failed" in result.error
 
 
 def test_reset_on_a_reused_connection_is_retried_once_then_reported(receiver: Receiver) -> None:
-    transport = HttpTransport(receiver.url, Auth())
+    transport = HttpTransport(endpoint(receiver.url), Auth())
     assert transport.send(BODY, {}, timeout=5).ok
     receiver.script([{"reset": True}])
     assert transport.send(BODY, {}, timeout=5).ok  # one reset: reconnected transparently
@@ -73,13 +74,13 @@ def test_reset_on_a_reused_connection_is_retried_once_then_reported(receiver: Re
     assert len(receiver.requests()) == 3
 
 
-def test_redact_url() -> None:
-    assert redact_url("https://x/p?api_key=s3cret&a=1&flag") == "https://x/p?api_key=***&a=***&flag"
-    assert redact_url("https://x/p") == "https://x/p"
+def test_the_endpoint_is_shown_without_query_values() -> None:
+    assert endpoint("https://x/p?api_key=s3cret&a=1&flag").display == "https://x/p?api_key=***&a=***&flag"
+    assert endpoint("https://x/p").display == "https://x/p"
 
 
 def test_a_stale_keep_alive_connection_is_replaced_at_once(receiver: Receiver) -> None:
-    transport = HttpTransport(receiver.url, Auth())
+    transport = HttpTransport(endpoint(receiver.url), Auth())
     assert transport.send(BODY, {}, timeout=5).ok
     connection = transport._connection
     assert connection is not None and connection.sock is not None

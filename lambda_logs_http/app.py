@@ -1,0 +1,137 @@
+"""The composition root: read the settings, register, build the parts, run.
+
+Wiring lives here and nowhere else: which transformer and transport the worker gets, which
+callbacks connect the listener to the worker. The order is the cold start's: Lambda starts the
+function's runtime only once every extension has registered, so before the register call this
+module does nothing but read the environment; the parts (threads, the listener) are built after.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import log
+from .lambda_api.client import LocalHttpError
+from .lambda_api.events import INVOKE, SHUTDOWN
+from .lambda_api.extensions import ExtensionsApiError, ExtensionsClient, Registration
+from .lifecycle import Extension, run_unconfigured
+from .settings import names
+from .settings.load import is_managed_instances, load, strict_requested
+from .settings.parse import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .http.transport import Transport
+    from .records.transform import Transformer
+    from .settings.model import Settings
+
+DEFAULT_NAME = "lambda-logs-http"
+
+
+def run(environ: Mapping[str, str] | None = None, name: str | None = None) -> int:
+    """Run the extension until SHUTDOWN; return the process exit code."""
+    env = os.environ if environ is None else environ
+    extension_name = name or os.path.basename(sys.argv[0] or "") or DEFAULT_NAME
+    if extension_name in ("-c", "__main__.py", ""):
+        extension_name = DEFAULT_NAME
+    runtime_api = env.get(names.AWS_LAMBDA_RUNTIME_API, "")
+    if not runtime_api:
+        log.error(
+            f"{names.AWS_LAMBDA_RUNTIME_API} is not set: this program runs inside AWS Lambda "
+            "(or a Lambda emulator) as an extension"
+        )
+        return 1
+
+    # 1. Read the settings.
+    try:
+        settings: Settings | None = load(env)
+        error = None
+    except ConfigError as exc:
+        settings, error = None, exc
+
+    # 2. Register: unconfigured, or on Managed Instances (INVOKE is refused there), only for
+    #    SHUTDOWN, so the function is never held by an extension that cannot help it.
+    client = ExtensionsClient(runtime_api, extension_name)
+    managed = is_managed_instances(env)
+    events = (SHUTDOWN,) if managed or settings is None else (INVOKE, SHUTDOWN)
+    try:
+        registration = client.register(events)
+    except (ExtensionsApiError, LocalHttpError) as exc:
+        log.error(f"could not register with the Extensions API: {exc}")
+        return 1
+    if settings is None:
+        assert error is not None
+        return run_unconfigured(client, error, strict=strict_requested(env))
+    log.set_level(log.LEVELS[settings.log_level])
+
+    # 3. Build the parts, and 4. run them.
+    return build(settings, client, registration).run()
+
+
+def build(settings: Settings, client: ExtensionsClient, registration: Registration) -> Extension:
+    """The extension's parts, wired: the worker, the listener feeding it, and the bookkeeping
+    they share with the main thread."""
+    from .delivery.worker import DeliveryWorker
+    from .invocations import InvocationProgress
+    from .listener.server import TelemetryListener
+    from .stats import Stats
+
+    stats = Stats()
+    progress = InvocationProgress()
+    worker = DeliveryWorker(
+        settings.batching,
+        settings.delivery,
+        settings.endpoint.timeout_seconds,
+        lambda: transformer(settings, registration),
+        lambda: transport(settings),
+        progress,
+        stats,
+    )
+    listener = TelemetryListener(
+        settings.telemetry.listener_port,
+        lambda events: worker.submit(events, wake=False),
+        progress,
+        stats,
+        wake_sink=worker.wake,
+    )
+    return Extension(settings, client, listener, worker, progress, stats)
+
+
+def transformer(settings: Settings, registration: Registration) -> Transformer:
+    """Built on the worker thread (``json``, ``re``): the entries' fixed context."""
+    from .records.transform import EntryContext, Transformer, architecture
+
+    lambda_env = settings.lambda_env
+    context = EntryContext(
+        lambda_env.function_name or registration.function_name,
+        lambda_env.function_version,
+        lambda_env.function_memory_size,
+        lambda_env.region,
+        architecture(),
+    )
+    return Transformer(context, attribute_requests=not lambda_env.managed_instances)
+
+
+def transport(settings: Settings) -> Transport:
+    """Built on the worker thread (``socket``, ``ssl`` for https): the way to the receiver."""
+    from .http import auth
+    from .http.transport import HttpTransport, TestModeTransport
+    from .settings import hints
+
+    endpoint = settings.endpoint
+    strategy = auth.build(
+        settings.auth.kind,
+        username=settings.auth.username,
+        credentials=settings.auth.credentials,
+        header_name=settings.auth.header_name,
+    )
+    mode = "TEST MODE, nothing is sent" if settings.delivery.test_mode else "forwarding"
+    log.info(f"ready: {mode} to {endpoint.display}")
+    if settings.delivery.test_mode:
+        return TestModeTransport(endpoint, strategy)
+    if not endpoint.tls_verify and endpoint.https:
+        log.warning(hints.tls_unverified_warning())
+    return HttpTransport(endpoint, strategy)

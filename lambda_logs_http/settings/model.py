@@ -1,0 +1,191 @@
+"""The settings, as frozen values grouped by what they govern.
+
+``load()`` builds one ``Settings`` from the environment; every part of the extension then reads
+the section it needs and nothing else. Values never change after loading (``replace`` makes a
+copy), and no credential reaches a log line through a ``repr``.
+
+Plain classes with ``__slots__`` rather than dataclasses: ``dataclasses`` (with ``inspect`` and
+``typing``) costs milliseconds to import, and this is built before the extension registers.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _F = TypeVar("_F", bound="Frozen")
+
+# end: deliver each invocation's logs before releasing it. periodic: release at once, send in the
+# background every HTTP_BATCH_MAX_AGE_MS (Managed Instances always work this way).
+END = "end"
+PERIODIC = "periodic"
+FLUSH_STRATEGIES = (END, PERIODIC)
+NO_COMPRESSION = "none"
+GZIP = "gzip"
+COMPRESSIONS = (NO_COMPRESSION, GZIP)
+
+
+class Frozen:
+    """A read-only record: every slot is given at construction, none changes afterwards."""
+
+    __slots__: tuple[str, ...] = ()
+    _secret: tuple[str, ...] = ()  # slots shown as *** in repr
+
+    def __init__(self, **values: object) -> None:
+        missing = set(self.__slots__) - set(values)
+        unknown = set(values) - set(self.__slots__)
+        if missing or unknown:
+            raise TypeError(
+                f"{type(self).__name__}: missing {sorted(missing)}, unknown {sorted(unknown)}"
+            )
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def replace(self: _F, **changes: object) -> _F:
+        """A copy with some values changed (tests, and settings derived after loading)."""
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values.update(changes)
+        return type(self)(**values)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            getattr(self, n) == getattr(other, n) for n in self.__slots__
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        values = {name: getattr(self, name) for name in self.__slots__}
+        for name in self._secret:
+            if values[name]:
+                values[name] = "***"
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        return f"{type(self).__name__}({shown})"
+
+
+class Endpoint(Frozen):
+    """Where records go, parsed once (``settings.endpoint``) into what a request needs.
+
+    ``target`` is the request target (path and query, percent-encoded); ``host`` is the name or
+    address to connect to (IPv6 without brackets, international names in their ASCII form);
+    ``host_header`` is the ``Host`` header; ``display`` is the URL fit for a log line (query
+    values, which often hold API keys, replaced by ``***``). The TLS and timeout settings are
+    here because they govern the connection to this endpoint and nothing else.
+    """
+
+    __slots__ = (
+        "url", "scheme", "host", "port", "target", "host_header", "display",
+        "timeout_seconds", "tls_verify", "ca_bundle",
+    )  # fmt: skip
+    _secret = ("url", "target")  # the query may hold an API key; ``display`` is the safe form
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    target: str
+    host_header: str
+    display: str
+    timeout_seconds: float
+    tls_verify: bool
+    ca_bundle: str
+
+    @property
+    def https(self) -> bool:
+        return self.scheme == "https"
+
+
+class Auth(Frozen):
+    """``HTTP_AUTH_TYPE`` (``kind``) and the values its strategy takes (see ``http.auth``)."""
+
+    __slots__ = ("kind", "username", "credentials", "header_name")
+    _secret = ("credentials",)
+
+    kind: str
+    username: str
+    credentials: str
+    header_name: str
+
+
+class Batching(Frozen):
+    """What one request holds: ``max_bytes`` counts the encoded body before compression."""
+
+    __slots__ = ("max_bytes", "max_records", "max_age_ms", "compression", "compression_level")
+
+    max_bytes: int
+    max_records: int
+    max_age_ms: int
+    compression: str
+    compression_level: int
+
+
+class Telemetry(Frozen):
+    """The Telemetry API subscription (buffering within Lambda's limits) and the listener."""
+
+    __slots__ = ("types", "max_items", "max_bytes", "timeout_ms", "listener_port")
+
+    types: tuple[str, ...]
+    max_items: int
+    max_bytes: int
+    timeout_ms: int
+    listener_port: int
+
+
+class Delivery(Frozen):
+    """When records are sent, how long an invocation may wait for them, where the rest waits."""
+
+    __slots__ = (
+        "flush_strategy", "flush_budget_ms", "deadline_margin_ms", "max_buffer_bytes",
+        "spill_dir", "max_spill_bytes", "test_mode",
+    )  # fmt: skip
+
+    flush_strategy: str
+    flush_budget_ms: int
+    deadline_margin_ms: int
+    max_buffer_bytes: int
+    spill_dir: str
+    max_spill_bytes: int
+    test_mode: bool
+
+    @property
+    def holds_invocations(self) -> bool:
+        """Whether each invocation waits for its logs (``end``) or is released at once."""
+        return self.flush_strategy == END
+
+
+class LambdaEnv(Frozen):
+    """What Lambda tells every process of the environment about the function."""
+
+    __slots__ = (
+        "function_name", "function_version", "function_memory_size", "region",
+        "managed_instances",
+    )  # fmt: skip
+
+    function_name: str
+    function_version: str
+    function_memory_size: int | None
+    region: str
+    managed_instances: bool
+
+
+class Settings(Frozen):
+    """Everything the extension was configured with; ``warnings`` are printed once at start."""
+
+    __slots__ = (
+        "endpoint", "auth", "batching", "telemetry", "delivery", "lambda_env", "log_level",
+        "strict", "warnings",
+    )  # fmt: skip
+
+    endpoint: Endpoint
+    auth: Auth
+    batching: Batching
+    telemetry: Telemetry
+    delivery: Delivery
+    lambda_env: LambdaEnv
+    log_level: str
+    strict: bool
+    warnings: tuple[str, ...]
