@@ -10,19 +10,36 @@ from lambda_logs_http.delivery.inbox import Inbox
 EVENT = {"type": "function", "record": "x"}
 
 
-def _taker(inbox: Inbox, got: list[object]) -> threading.Thread:
+class ObservedCondition(threading.Condition):
+    """Says when a thread waits on it, and counts the notifications."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+        self.notifications = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waiting.set()
+        return super().wait(timeout)
+
+    def notify_all(self) -> None:
+        self.notifications += 1
+        super().notify_all()
+
+
+def _taker(inbox: Inbox, got: list[object]) -> tuple[threading.Thread, ObservedCondition]:
+    condition = inbox._cond = ObservedCondition()
     thread = threading.Thread(target=lambda: got.append(inbox.get(5)))
     thread.start()
-    time.sleep(0.05)  # let it block on the empty inbox
-    return thread
+    assert condition.waiting.wait(5)  # it waits on the empty inbox
+    return thread, condition
 
 
 def test_a_quiet_push_waits_for_wake() -> None:
     inbox, got = Inbox(10), []
-    taker = _taker(inbox, got)
+    taker, condition = _taker(inbox, got)
     assert inbox.put_push([EVENT], wait=0.1, wake=False)
-    time.sleep(0.1)
-    assert got == []  # queued, but the taker sleeps on
+    assert condition.notifications == 0  # queued, but the taker is not woken
     inbox.wake()
     taker.join(1)
     assert got == [[EVENT]]
@@ -31,7 +48,7 @@ def test_a_quiet_push_waits_for_wake() -> None:
 def test_a_quiet_push_that_finds_the_inbox_full_wakes_the_taker() -> None:
     # Otherwise the listener would wait for room that only the sleeping worker can make.
     inbox, got = Inbox(2), []
-    taker = _taker(inbox, got)
+    taker, _ = _taker(inbox, got)
     assert inbox.put_push([EVENT, EVENT], wait=0.1, wake=False)
     started = time.monotonic()
     assert inbox.put_push([EVENT], wait=2, wake=False)

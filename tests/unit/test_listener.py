@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import http.client
 import json
 import socket
+import struct
+import termios
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -29,10 +32,22 @@ class Sink:
         return self.accept
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds (an observed state, not a guessed delay)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def unread_bytes(sock: socket.socket) -> int:
+    """Bytes waiting in ``sock``'s receive queue (FIONREAD)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def unsent_bytes(sock: socket.socket) -> int:
+    """Bytes in ``sock``'s send queue not yet acknowledged by the peer (SIOCOUTQ)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
 
 
 @contextlib.contextmanager
@@ -40,9 +55,9 @@ def serving(
     sink: Sink, progress: InvocationProgress | None = None, stats: Stats | None = None,
     **options: Any,
 ) -> Iterator[TelemetryListener]:
-    """A listener on a free port, bound, serving, and stopped on the way out."""
+    """A listener on a port the system picks, bound, serving, and stopped on the way out."""
     listener = TelemetryListener(
-        free_port(), sink, progress or InvocationProgress(), stats or Stats(), **options
+        0, sink, progress or InvocationProgress(), stats or Stats(), **options
     )
     listener.bind()
     listener.start()
@@ -131,11 +146,15 @@ def test_parse_push_keeps_objects_only() -> None:
 
 
 def test_stop_is_idempotent() -> None:
-    listener = TelemetryListener(free_port(), Sink(), InvocationProgress(), Stats())
+    listener = TelemetryListener(0, Sink(), InvocationProgress(), Stats())
     listener.bind()
+    assert listener.port > 0  # the port the system chose
     listener.start()
+    assert listener.wait_serving(1.0)
     listener.stop()
     listener.stop()
+    with pytest.raises(OSError):
+        socket.create_connection((listener.host, listener.port), timeout=1)
 
 
 def test_keep_alive_connection_serves_many_pushes(running) -> None:  # type: ignore[no-untyped-def]
@@ -190,8 +209,10 @@ def test_connections_beyond_the_cap_evict_the_least_recent(running) -> None:  # 
     from lambda_logs_http.listener.loop import MAX_CONNECTIONS
 
     listener, sink, _, _ = running
-    idle = [socket.create_connection((listener.host, listener.port), timeout=5)]
-    time.sleep(0.05)
+    first = http.client.HTTPConnection(listener.host, listener.port, timeout=5)
+    first.request("POST", "/", body=b"[]")  # served, so it is the least recently active
+    assert first.getresponse().read() == b""
+    idle = [first.sock]
     idle += [
         socket.create_connection((listener.host, listener.port), timeout=5)
         for _ in range(MAX_CONNECTIONS + 5)
@@ -204,7 +225,7 @@ def test_connections_beyond_the_cap_evict_the_least_recent(running) -> None:  # 
 
 
 def test_stop_is_prompt_with_connections_open() -> None:
-    listener = TelemetryListener(free_port(), Sink(), InvocationProgress(), Stats())
+    listener = TelemetryListener(0, Sink(), InvocationProgress(), Stats())
     listener.bind()
     listener.start()
     assert listener.wait_serving(1.0)
@@ -234,7 +255,16 @@ def test_a_peer_that_never_reads_its_answers_does_not_hold_up_lambda(running) ->
 
     sender = threading.Thread(target=send_all)
     sender.start()
-    time.sleep(0.5)  # our answers have filled the flooding peer's buffers by now
+    # Wait until our answers stop arriving: the flooder's receive queue is full, and the
+    # listener holds the rest and has stopped reading its requests.
+    readings: list[int] = []
+
+    def answers_stalled() -> bool:
+        time.sleep(0.05)  # the interval between readings, not a guess at the state
+        readings.append(unread_bytes(flood))
+        return len(readings) >= 3 and readings[-1] > 0 and len(set(readings[-3:])) == 1
+
+    wait_until(answers_stalled)
     started = time.monotonic()
     assert post(listener, json.dumps(EVENTS).encode()) == 200
     assert time.monotonic() - started < 0.5
@@ -255,18 +285,18 @@ def test_partial_requests_are_bounded_in_bytes_and_time(monkeypatch: pytest.Monk
             sock = socket.create_connection((listener.host, listener.port), timeout=5)
             sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + b" " * 99_999)
             stalled.append(sock)
-        time.sleep(0.2)
-        loop_connections = 0
+        wait_until(lambda: all(unsent_bytes(sock) == 0 for sock in stalled))  # all delivered
+        open_after = 0
         assert post(listener, json.dumps(EVENTS).encode()) == 200  # Lambda still served
-        time.sleep(0.8)  # past PARTIAL_IDLE_SECONDS: every stalled connection is closed
-        for sock in stalled:
+        started = time.monotonic()
+        for sock in stalled:  # each is closed, by the budget or after PARTIAL_IDLE_SECONDS
             sock.settimeout(2)
             try:
-                loop_connections += sock.recv(10) != b""
+                open_after += sock.recv(10) != b""
             except ConnectionResetError:
                 pass
             sock.close()
-        assert loop_connections == 0
+        assert open_after == 0 and time.monotonic() - started < 1.5
         assert budget < 12 * 100_000
     assert sink.pushes == [EVENTS]
 
@@ -290,21 +320,22 @@ sys.path.insert(0, sys.argv[1])
 from lambda_logs_http.listener.server import TelemetryListener
 from lambda_logs_http.invocations import InvocationProgress
 from lambda_logs_http.stats import Stats
-listener = TelemetryListener(int(sys.argv[2]), lambda events: True, InvocationProgress(), Stats())
+listener = TelemetryListener(0, lambda events: True, InvocationProgress(), Stats())
 listener.bind(); listener.start(); assert listener.wait_serving(2)
 clients = subprocess.Popen([sys.executable, "-c",
-    "import socket, time; time.sleep(0.3);"
+    "import socket, sys, time; sys.stdin.readline();"
     " s = [socket.create_connection(('127.0.0.1', %s)) for _ in range(6)]; time.sleep(1.5)"
-    % sys.argv[2]])
+    % listener.port], stdin=subprocess.PIPE)
 open_fds = len(os.listdir("/proc/self/fd"))
 resource.setrlimit(resource.RLIMIT_NOFILE, (open_fds + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-started = time.process_time(); time.sleep(1.0)
+clients.stdin.write(b"go\\n"); clients.stdin.flush()  # connect only once the limit is set
+started = time.process_time(); time.sleep(1.0)  # the CPU the listener uses in this second
 print(round(time.process_time() - started, 2))
 clients.wait()
 os._exit(0)
 """
     out = subprocess.run(
-        [sys.executable, "-c", code, str(Path(__file__).resolve().parents[2]), str(free_port())],
+        [sys.executable, "-c", code, str(Path(__file__).resolve().parents[2])],
         capture_output=True,
         text=True,
         timeout=30,

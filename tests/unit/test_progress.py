@@ -73,25 +73,29 @@ def test_budget_is_kept_when_runtime_done_arrives_during_the_wait(budget: float)
 def test_runtime_done_arrival_does_not_wake_the_waiter() -> None:
     # Waking the main thread for nothing would take the GIL from the worker just as it starts
     # on the invocation's last records.
-    wakes = []
+    waiting = threading.Event()
+    notified: list[str] = []
 
     class CountingCondition(threading.Condition):
         def wait(self, timeout: float | None = None) -> bool:
-            wakes.append(timeout)
+            waiting.set()
             return super().wait(timeout)
+
+        def notify_all(self) -> None:
+            notified.append("notify_all")
+            super().notify_all()
 
     progress = InvocationProgress()
     progress._cond = CountingCondition()
     waiter = threading.Thread(target=progress.wait, args=("r", time.monotonic() + 5, 1.0))
     waiter.start()
-    time.sleep(0.05)
+    assert waiting.wait(5)  # the main thread is waiting for "r"
     progress.runtime_done_arrived("r")
     progress.report_arrived("earlier")
-    time.sleep(0.05)
-    assert len(wakes) == 1
+    assert notified == []  # neither arrival wakes it
     progress.delivered(["r"])
     waiter.join(1)
-    assert not waiter.is_alive() and len(wakes) == 1
+    assert not waiter.is_alive() and notified == ["notify_all"]
 
 
 def test_report_wait_is_woken_by_the_report() -> None:

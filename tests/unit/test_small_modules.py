@@ -37,7 +37,11 @@ def test_log_lines_are_prefixed_levelled_and_one_line_each(captured: io.StringIO
 
 def test_log_survives_a_closed_stream(captured: io.StringIO) -> None:
     captured.close()
-    log.error("nowhere to go")  # must not raise
+    log.error("nowhere to go")  # a closed stdout must not take the extension down
+    working = io.StringIO()
+    log.set_stream(working)
+    log.error("still logging")
+    assert working.getvalue() == "[EXTENSION] ERROR still logging\n"
 
 
 def test_stats_summary_adds_up() -> None:

@@ -13,6 +13,7 @@ import pytest
 from lambda_logs_http.http.auth import Auth, BearerAuth
 from lambda_logs_http.http.transport import HttpTransport
 from tests.support.accept_loop import AcceptLoopServer
+from tests.support.endpoints import endpoint
 
 CLOSE = b"<close>"
 HANG = b"<hang>"  # never answer this request
@@ -27,6 +28,7 @@ class ScriptedServer(AcceptLoopServer):
     def __init__(self) -> None:
         self.replies: list[bytes] = []
         self.requests: list[bytes] = []
+        self.late_408_sent = threading.Event()
         super().__init__(connection_timeout=2)
         self.url = f"http://127.0.0.1:{self.port}/in?k=v"
 
@@ -61,6 +63,8 @@ class ScriptedServer(AcceptLoopServer):
                 conn.sendall(reply.removesuffix(LATE_408))
                 self._stop.wait(0.2)
                 conn.sendall(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
+                conn.shutdown(socket.SHUT_WR)
+                self.late_408_sent.set()
                 return
             conn.sendall(reply.removesuffix(CLOSE))
             if reply.endswith(CLOSE):
@@ -79,7 +83,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
 
 def test_request_bytes_on_the_wire(server: ScriptedServer) -> None:
     server.replies.append(OK)
-    result = HttpTransport(server.url, BearerAuth("tok")).send(b'{"a":1}', {"X-Id": "b1"}, 5)
+    result = HttpTransport(endpoint(server.url), BearerAuth("tok")).send(b'{"a":1}', {"X-Id": "b1"}, 5)
     assert result.ok
     head, _, body = server.requests[0].partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
@@ -102,7 +106,7 @@ def test_keep_alive_across_framings(server: ScriptedServer) -> None:
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         OK,
     ]
-    transport = HttpTransport(server.url, Auth())
+    transport = HttpTransport(endpoint(server.url), Auth())
     assert [transport.send(b"{}", {}, 5).status for _ in range(5)] == [200, 204, 202, 200, 200]
     assert server.connections == 1
 
@@ -121,7 +125,7 @@ def test_connection_is_dropped_when_it_cannot_be_reused(
     server: ScriptedServer, closing_reply: bytes
 ) -> None:
     server.replies += [closing_reply, OK]
-    transport = HttpTransport(server.url, Auth())
+    transport = HttpTransport(endpoint(server.url), Auth())
     transport.send(b"{}", {}, 5)
     assert transport._connection is None
     assert transport.send(b"{}", {}, 5).ok
@@ -132,7 +136,7 @@ def test_error_body_is_bounded_and_retry_after_read(server: ScriptedServer) -> N
     server.replies.append(
         b"HTTP/1.1 429 Slow Down\r\nRetry-After: 3\r\nContent-Length: 9000\r\n\r\n" + b"e" * 9000
     )
-    result = HttpTransport(server.url, Auth()).send(b"{}", {}, 5)
+    result = HttpTransport(endpoint(server.url), Auth()).send(b"{}", {}, 5)
     assert (result.status, result.retryable, result.retry_after) == (429, True, "3")
     assert len(result.error) < 400
 
@@ -148,13 +152,13 @@ def test_error_body_is_bounded_and_retry_after_read(server: ScriptedServer) -> N
 )
 def test_malformed_answers_are_retryable_errors(server: ScriptedServer, garbage: bytes) -> None:
     server.replies.append(garbage)
-    result = HttpTransport(server.url, Auth()).send(b"{}", {}, 5)
+    result = HttpTransport(endpoint(server.url), Auth()).send(b"{}", {}, 5)
     assert (result.ok, result.retryable) == (False, True)
     assert "bad HTTP response" in result.error
 
 
 def test_header_injection_is_refused_before_sending(server: ScriptedServer) -> None:
-    transport = HttpTransport(server.url, Auth())
+    transport = HttpTransport(endpoint(server.url), Auth())
     result = transport.send(b"{}", {"X-Id": "a\r\nX-Evil: 1"}, 5)
     assert (result.ok, result.retryable, result.needs_fix) == (False, False, True)
     result = transport.send(b"{}", {"X-Id": "caf\u00e9\u2603"}, 5)
@@ -165,7 +169,7 @@ def test_header_injection_is_refused_before_sending(server: ScriptedServer) -> N
 def test_large_body_goes_out_whole(server: ScriptedServer) -> None:
     server.replies.append(OK)
     body = b"[" + b"1," * 600_000 + b"1]"
-    assert HttpTransport(server.url, Auth()).send(body, {}, 5).ok
+    assert HttpTransport(endpoint(server.url), Auth()).send(body, {}, 5).ok
     assert server.requests[0].endswith(body)
 
 
@@ -173,7 +177,7 @@ def test_no_body_statuses_never_wait_for_one(server: ScriptedServer) -> None:
     """204 and 304 have no body whatever their headers say; reading "until close" would wait
     out the timeout on a kept-alive connection and resend a delivered batch."""
     server.replies += [b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n", OK]
-    transport = HttpTransport(server.url, Auth())
+    transport = HttpTransport(endpoint(server.url), Auth())
     started = time.monotonic()
     assert [transport.send(b"{}", {}, 5).status for _ in range(3)] == [204, 204, 200]
     assert time.monotonic() - started < 1.0
@@ -183,7 +187,7 @@ def test_no_body_statuses_never_wait_for_one(server: ScriptedServer) -> None:
 def test_abort_ends_the_send_without_sending_again(server: ScriptedServer) -> None:
     """abort() (the shutdown deadline) must not look like a stale connection to reconnect."""
     server.replies += [OK, HANG]
-    transport = HttpTransport(server.url, Auth())
+    transport = HttpTransport(endpoint(server.url), Auth())
     assert transport.send(b"{}", {}, 5).ok  # the hung send below reuses this connection
     threading.Timer(0.3, transport.abort).start()
     started = time.monotonic()
@@ -197,9 +201,9 @@ def test_an_unasked_408_on_an_idle_connection_is_not_taken_for_the_answer(
     server: ScriptedServer,
 ) -> None:
     server.replies += [OK + LATE_408, OK]
-    transport = HttpTransport(server.url, Auth())
+    transport = HttpTransport(endpoint(server.url), Auth())
     assert transport.send(b"{}", {}, 5).ok
-    time.sleep(0.5)  # the server has sent its 408 and closed meanwhile
+    assert server.late_408_sent.wait(5)  # the server has sent its 408 and closed meanwhile
     result = transport.send(b"{}", {}, 5)
     assert (result.ok, result.status) == (True, 200)
     assert server.connections == 2
@@ -208,6 +212,6 @@ def test_an_unasked_408_on_an_idle_connection_is_not_taken_for_the_answer(
 def test_a_trickling_answer_cannot_outlast_the_timeout(server: ScriptedServer) -> None:
     server.replies.append(OK + TRICKLE)  # ~4 s in all, each byte well within the timeout
     started = time.monotonic()
-    result = HttpTransport(server.url, Auth()).send(b"{}", {}, 1.0)
+    result = HttpTransport(endpoint(server.url), Auth()).send(b"{}", {}, 1.0)
     assert time.monotonic() - started < 1.5
     assert (result.ok, result.retryable) == (False, True) and "timed out" in result.error
