@@ -3,7 +3,8 @@
 Wiring lives here and nowhere else: which transformer and transport the worker gets, which
 callbacks connect the listener to the worker. The order is the cold start's: Lambda starts the
 function's runtime only once every extension has registered, so before the register call this
-module does nothing but read the environment; the parts (threads, the listener) are built after.
+module does nothing but read the environment, and imports only what that needs; the parts
+(threads, the listener, the lifecycle) are imported and built after.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from . import log
 from .lambda_api.client import LocalHttpError
 from .lambda_api.events import INVOKE, SHUTDOWN
 from .lambda_api.extensions import ExtensionsApiError, ExtensionsClient, Registration
-from .lifecycle import Extension, run_unconfigured
 from .settings import names
 from .settings.load import is_managed_instances, load, strict_requested
 from .settings.parse import ConfigError
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from .http.transport import Transport
+    from .lifecycle import Extension
     from .records.transform import Transformer
     from .settings.model import Settings
 
@@ -63,6 +64,8 @@ def run(environ: Mapping[str, str] | None = None, name: str | None = None) -> in
         log.error(f"could not register with the Extensions API: {exc}")
         return 1
     if settings is None:
+        from .lifecycle import run_unconfigured
+
         assert error is not None
         return run_unconfigured(client, error, strict=strict_requested(env))
     log.set_level(log.LEVELS[settings.log_level])
@@ -76,6 +79,7 @@ def build(settings: Settings, client: ExtensionsClient, registration: Registrati
     they share with the main thread."""
     from .delivery.worker import DeliveryWorker
     from .invocations import InvocationProgress
+    from .lifecycle import Extension
     from .listener.server import TelemetryListener
     from .stats import Stats
 

@@ -231,9 +231,10 @@ def _telemetry_types(env: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _listener_port(env: Mapping[str, str]) -> int:
-    port = parse.integer(env, HTTP_LISTENER_PORT, 4243, minimum=1)
+    """The listener's port; 0 lets the system pick a free one (the subscription names it)."""
+    port = parse.integer(env, HTTP_LISTENER_PORT, 4243, minimum=0)
     if port > 65535 or port == LAMBDA_PORT:
         raise ConfigError(
-            HTTP_LISTENER_PORT, f"must be 1..65535 and not {LAMBDA_PORT} (Lambda's own port)"
+            HTTP_LISTENER_PORT, f"must be 0..65535 and not {LAMBDA_PORT} (Lambda's own port)"
         )
     return port

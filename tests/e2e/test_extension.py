@@ -69,7 +69,7 @@ def run(
     def start(env: dict[str, str] | None = None, **options: Any) -> Sandbox:
         settings = {
             "HTTP_ENDPOINT": receiver.url,
-            "HTTP_LISTENER_PORT": str(free_port()),
+            "HTTP_LISTENER_PORT": "0",  # the system picks a free port; the subscription names it
             "HTTP_AUTH_TYPE": "bearer",
             "HTTP_AUTH_CREDENTIALS": CREDENTIAL,
             "HTTP_SPILL_DIR": str(tmp_path / "spill"),

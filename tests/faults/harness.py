@@ -31,7 +31,6 @@ from typing import Any, Callable
 
 from tests.support.fixtures import BASIC_AUTH
 from tests.support.nginx import Nginx
-from tests.support.process import free_port
 from tools.lambda_sandbox import FunctionSpec, InvokeResult, Sandbox
 from tools.lambda_sandbox import delivery as sandbox_delivery
 from tools.lambda_sandbox.receiver import Receiver
@@ -422,7 +421,7 @@ class Launcher:
     def sandbox(self, env: dict[str, str], **options: Any) -> Sandbox:
         """A started sandbox with ``env`` over the defaults (listener port, spill directory)."""
         settings = {
-            "HTTP_LISTENER_PORT": str(free_port()),
+            "HTTP_LISTENER_PORT": "0",  # the system picks a free port; the subscription names it
             "HTTP_SPILL_DIR": str(self.spill_dir),
             **env,
         }

@@ -31,7 +31,7 @@ from tests.faults.harness import (
 )
 from tests.support.faults import FaultProxy
 from tests.support.fixtures import BASIC_AUTH
-from tests.support.nginx import Nginx, nginx_available
+from tests.support.nginx import Nginx, require_nginx
 from tests.support.process import wait_until
 from tests.support.tls import TlsMaterial
 from tools.lambda_sandbox import DeliveryPolicy, Sandbox
@@ -77,9 +77,7 @@ def proxy_events(proxy: FaultProxy, action: str) -> list[dict]:
 
 
 def skip_without_nginx() -> None:
-    if not nginx_available():
-        pytest.skip("nginx or htpasswd is not installed "
-                    "(Debian: apt-get install nginx-light apache2-utils)")
+    require_nginx()
 
 
 # --- 1. receiver down, then up ----------------------------------------------------------------

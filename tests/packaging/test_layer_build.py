@@ -126,7 +126,7 @@ def test_bytecode_is_unchecked_hash_with_opt_paths(built: Build, interp) -> None
 def test_unzip_keeps_the_exec_bit(built: Build, tmp_path: Path) -> None:
     """What Lambda does with the zip, done by Info-ZIP's unzip (not Python's zipfile)."""
     if not shutil.which("unzip"):
-        pytest.skip("unzip not installed")
+        pytest.skip("unzip not installed (Debian: apt-get install unzip)")
     subprocess.run(["unzip", "-q", str(built.zip_path), "-d", str(tmp_path)], check=True)
     mode = (tmp_path / EXT).stat().st_mode
     assert mode & 0o111 == 0o111

@@ -38,7 +38,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not (MOTO_SERVER.exists() and AWS_CLI.exists()):
-        pytest.skip("moto[server] and awscli are not installed in this environment")
+        pytest.skip("moto[server] and awscli are not installed in this environment "
+                    "(pip install -r requirements-dev.txt)")
     port = _free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
     proc = subprocess.Popen(

@@ -42,7 +42,7 @@ def test_copied_sources_exist_and_are_not_ignored() -> None:
 def test_make_build_docker_copies_the_zip_out(tmp_path: Path) -> None:
     """The make plumbing, with a stand-in `docker` that logs its calls."""
     if not shutil.which("make"):
-        pytest.skip("make not installed")
+        pytest.skip("make not installed (Debian: apt-get install make)")
     log = tmp_path / "calls"
     fake = tmp_path / "docker"
     fake.write_text(

@@ -195,7 +195,7 @@ def test_posix_shells(layer_copy: Path, shell: str) -> None:
     """/bin/sh is dash on Debian images and bash on Amazon Linux (the Lambda runtimes)."""
     exe = shutil.which(shell)
     if not exe:
-        pytest.skip(f"{shell} not installed")
+        pytest.skip(f"{shell} not installed (Debian: apt-get install {shell})")
     cmd = [exe, "sh"] if shell == "busybox" else [exe]
     env = clean_env(PATH=NO_PATH, LAMBDA_LOGS_HTTP_PYTHON=_default_python())
     proc = subprocess.run(

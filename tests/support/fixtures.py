@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.faults import FaultProxy, find_mitmdump
-from tests.support.nginx import Nginx, nginx_available
+from tests.support.nginx import Nginx, require_nginx
 from tests.support.tls import TlsMaterial, make_tls_material, openssl_available
 from tools.lambda_sandbox.receiver import Receiver
 
@@ -34,9 +34,7 @@ def tls_material(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
 def nginx_in_front_of(upstream_port: int, tls: TlsMaterial, tmp_path: Path) -> Nginx:
     """Real nginx (TLS, basic auth ``BASIC_AUTH``) proxying to ``upstream_port``; skips the test
     when nginx is not installed. Use it as a context manager."""
-    if not nginx_available():
-        pytest.skip("nginx or htpasswd is not installed "
-                    "(Debian: apt-get install nginx-light apache2-utils)")
+    require_nginx()
     return Nginx(upstream_port, tmp_path, tls=tls, basic_auth=BASIC_AUTH)
 
 

@@ -80,6 +80,15 @@ def nginx_available() -> bool:
     return shutil.which("nginx") is not None and shutil.which("htpasswd") is not None
 
 
+def require_nginx() -> None:
+    """Skip the calling test, saying what to install, when nginx or htpasswd is missing."""
+    import pytest
+
+    if not nginx_available():
+        pytest.skip("nginx or htpasswd is not installed "
+                    "(Debian: apt-get install nginx-light apache2-utils)")
+
+
 class Nginx:
     """An nginx process owned by a test, reverse-proxying to ``127.0.0.1:upstream_port``.
 

@@ -22,7 +22,7 @@ import pytest
 
 from tests.support.faults import FaultProxy
 from tests.support.fixtures import BASIC_AUTH
-from tests.support.nginx import Nginx, nginx_available
+from tests.support.nginx import Nginx, require_nginx
 from tests.support.process import alive, children, wait_until
 from tests.support.tls import TlsMaterial
 from tools.lambda_sandbox.receiver import Receiver
@@ -175,8 +175,7 @@ def test_nginx_checks_the_body_size_before_credentials(
 
 
 def test_nginx_plain_http_without_auth(receiver: Receiver, tmp_path: Path) -> None:
-    if not nginx_available():
-        pytest.skip("nginx or htpasswd is not installed")
+    require_nginx()
     with Nginx(receiver.port, tmp_path, tls=False, basic_auth=None,
                client_max_body_size="1k") as nginx:
         assert nginx.url == f"http://127.0.0.1:{nginx.port}/ingest"
@@ -189,8 +188,7 @@ def test_nginx_plain_http_without_auth(receiver: Receiver, tmp_path: Path) -> No
 def test_nginx_stop_leaves_no_process(
     receiver: Receiver, tls_material: TlsMaterial, tmp_path: Path
 ) -> None:
-    if not nginx_available():
-        pytest.skip("nginx or htpasswd is not installed")
+    require_nginx()
     nginx = Nginx(receiver.port, tmp_path, tls=tls_material, basic_auth=BASIC_AUTH)
     assert nginx.url == f"https://127.0.0.1:{nginx.port}/ingest"
     assert nginx.ca_file == tls_material.ca_file

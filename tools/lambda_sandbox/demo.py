@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import statistics
 import sys
 import tempfile
@@ -31,12 +30,6 @@ REPO = Path(__file__).resolve().parents[2]
 OWN_PREFIX = "[EXTENSION]"
 # Settings of the user's shell that configure the extension (HTTP_*), passed to the function.
 _FORWARDED_PREFIXES = ("HTTP_",)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -83,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="lambda-logs-http-demo-"))
     receiver = None if user_endpoint else Receiver(workdir)
     env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_PREFIXES)}
-    env["HTTP_LISTENER_PORT"] = env.get("HTTP_LISTENER_PORT") or str(_free_port())
+    env.setdefault("HTTP_LISTENER_PORT", "0")  # any free port: the subscription names it
     # A fresh spill directory: batches left by an earlier demo must not count in this one.
     env.setdefault("HTTP_SPILL_DIR", str(workdir / "spill"))
     if receiver is not None:
