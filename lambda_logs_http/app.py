@@ -133,7 +133,9 @@ def transport(settings: Settings) -> Transport:
         header_name=settings.auth.header_name,
     )
     mode = "TEST MODE, nothing is sent" if settings.delivery.test_mode else "forwarding"
-    log.info(f"ready: {mode} to {endpoint.display}")
+    proxy = endpoint.proxy
+    via = f" through the proxy {proxy.display} ({proxy.variable})" if proxy else ""
+    log.info(f"ready: {mode} to {endpoint.display}{via}")
     if settings.delivery.test_mode:
         return TestModeTransport(endpoint, strategy)
     if not endpoint.tls_verify and endpoint.https:

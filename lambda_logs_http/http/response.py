@@ -64,6 +64,11 @@ class Reader:
         self.received += len(chunk)
         return True
 
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the socket and not yet taken."""
+        return len(self._buffer)
+
     def readline(self, limit: int) -> bytes:
         while b"\n" not in self._buffer and len(self._buffer) < limit and self._fill():
             pass
@@ -80,8 +85,9 @@ class Reader:
         return data
 
 
-def read_head(reader: Reader) -> tuple[int, dict[str, str]]:
-    """Status and lower-cased headers of the next final (non-1xx) response."""
+def read_head(reader: Reader, until_continue: bool = False) -> tuple[int, dict[str, str]]:
+    """Status and lower-cased headers of the next final (non-1xx) response; with
+    ``until_continue``, a ``100 Continue`` is returned too (the client then sends its body)."""
     first = True
     while True:
         status_line = reader.readline(MAX_HEAD_BYTES)
@@ -106,6 +112,8 @@ def read_head(reader: Reader) -> tuple[int, dict[str, str]]:
             name, sep, value = line.decode("latin-1").partition(":")
             if sep:
                 headers[name.strip().lower()] = value.strip()
+        if until_continue and status == 100:
+            return status, headers
         if not 100 <= status < 200 or status == 101:
             if parts[0] == b"HTTP/1.0" and "keep-alive" not in headers.get("connection", ""):
                 headers["connection"] = "close"

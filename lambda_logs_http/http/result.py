@@ -14,6 +14,8 @@ TLS_VERIFY = "tls_verify"  # the receiver's certificate is not trusted
 MALFORMED = "malformed"  # the answer is not HTTP we can read
 ABORTED = "aborted"  # abort() from another thread (shutdown)
 BAD_HEADER = "bad_header"  # a request header we refuse to send (line break, not Latin-1)
+PROXY = "proxy"  # the proxy refused (407, or a CONNECT answered with an error)
+REDIRECT = "redirect"  # a redirect that must not be followed (the records are kept)
 
 # And every 5xx.
 RETRYABLE_STATUSES = frozenset({408, 425, 429})

@@ -15,6 +15,11 @@ from __future__ import annotations
 from .model import Endpoint
 from .names import HTTP_AUTH_CREDENTIALS, HTTP_AUTH_TYPE, HTTP_AUTH_USERNAME, HTTP_ENDPOINT
 from .parse import ConfigError
+from .proxy import proxy_for
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # RFC 3986 unreserved characters plus sub-delims that may appear in a registered name.
@@ -22,9 +27,15 @@ _HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 def parse_endpoint(
-    url: str, *, timeout_seconds: float, tls_verify: bool, ca_bundle: str
+    url: str,
+    *,
+    timeout_seconds: float,
+    tls_verify: bool,
+    ca_bundle: str,
+    proxy_env: Mapping[str, str] | None = None,
 ) -> Endpoint:
-    """The ``Endpoint`` for ``url``, or ``ConfigError`` naming ``HTTP_ENDPOINT`` and the fix."""
+    """The ``Endpoint`` for ``url``, or ``ConfigError`` naming ``HTTP_ENDPOINT`` and the fix;
+    its proxy is chosen from ``proxy_env`` (the environment; None: no proxy)."""
     url = url.strip()
     if not url:
         raise ConfigError(
@@ -55,7 +66,8 @@ def parse_endpoint(
             f"with {HTTP_AUTH_USERNAME} and {HTTP_AUTH_CREDENTIALS}",
         )
     host, port = _host_and_port(authority, DEFAULT_PORTS[scheme])
-    target = _percent_encode(target if target.startswith("/") else "/" + target)
+    proxy = None if proxy_env is None else proxy_for(proxy_env, scheme, authority)
+    target = percent_encode(target if target.startswith("/") else "/" + target)
     if target.endswith("?") and target.count("?") == 1:
         target = target[:-1]  # an empty query is no query (as urllib sends it)
     bracketed = f"[{host}]" if ":" in host else host
@@ -71,6 +83,7 @@ def parse_endpoint(
         timeout_seconds=timeout_seconds,
         tls_verify=tls_verify,
         ca_bundle=ca_bundle,
+        proxy=proxy,
     )
 
 
@@ -134,7 +147,7 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
-def _percent_encode(target: str) -> str:
+def percent_encode(target: str) -> str:
     """Non-ASCII characters as UTF-8 ``%XX``; everything else (``%2F`` included) as given."""
     if target.isascii():
         return target

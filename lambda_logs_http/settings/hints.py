@@ -7,7 +7,7 @@ here, next to the names.
 
 from __future__ import annotations
 
-from ..http.result import BAD_HEADER, TLS_VERIFY
+from ..http.result import BAD_HEADER, PROXY, REDIRECT, TLS_VERIFY
 from .names import (
     HTTP_AUTH_TYPE,
     HTTP_CA_BUNDLE,
@@ -15,6 +15,7 @@ from .names import (
     HTTP_MAX_BATCH_BYTES,
     HTTP_TLS_VERIFY,
 )
+from .proxy import HTTP_PROXY, HTTPS_PROXY, NO_PROXY
 
 BATCH_LIMIT = f"set {HTTP_MAX_BATCH_BYTES} below its limit"
 
@@ -25,6 +26,13 @@ def for_failure(status: int, kind: str) -> str:
         return (
             f": set {HTTP_CA_BUNDLE} to the receiver's CA file "
             f"({HTTP_TLS_VERIFY}=false only for testing)"
+        )
+    if kind == REDIRECT:
+        return f": set {HTTP_ENDPOINT} to the URL the receiver names (its Location)"
+    if kind == PROXY:
+        return (
+            f": check the proxy's URL and credentials ({HTTPS_PROXY}/{HTTP_PROXY}, "
+            f"or exempt the host in {NO_PROXY})"
         )
     if kind == BAD_HEADER:
         return ": check the auth settings for line breaks or non-Latin-1 text"

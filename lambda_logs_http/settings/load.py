@@ -124,6 +124,7 @@ def _endpoint(env: Mapping[str, str]) -> Endpoint:
         timeout_seconds=parse.number(env, HTTP_TIMEOUT_SECONDS, 30.0, minimum=0.001),
         tls_verify=parse.boolean(env, HTTP_TLS_VERIFY, True),
         ca_bundle=ca_bundle,
+        proxy_env=env,
     )
 
 

@@ -67,19 +67,37 @@ class Frozen:
         return f"{type(self).__name__}({shown})"
 
 
+class Proxy(Frozen):
+    """A forward proxy (``settings.proxy``): where to connect instead, and its credentials.
+
+    ``variable`` is the environment variable it came from, for error messages; ``display`` is
+    its URL without credentials.
+    """
+
+    __slots__ = ("host", "port", "authorization", "variable", "display")
+    _secret = ("authorization",)
+
+    host: str
+    port: int
+    authorization: str  # the Proxy-Authorization value, "" when the proxy needs none
+    variable: str
+    display: str
+
+
 class Endpoint(Frozen):
     """Where records go, parsed once (``settings.endpoint``) into what a request needs.
 
     ``target`` is the request target (path and query, percent-encoded); ``host`` is the name or
     address to connect to (IPv6 without brackets, international names in their ASCII form);
     ``host_header`` is the ``Host`` header; ``display`` is the URL fit for a log line (query
-    values, which often hold API keys, replaced by ``***``). The TLS and timeout settings are
-    here because they govern the connection to this endpoint and nothing else.
+    values, which often hold API keys, replaced by ``***``). The TLS, timeout and proxy settings
+    are here because they govern the connection to this endpoint and nothing else; ``proxy`` is
+    None when the connection is direct (no proxy set, or ``NO_PROXY`` exempts the host).
     """
 
     __slots__ = (
         "url", "scheme", "host", "port", "target", "host_header", "display",
-        "timeout_seconds", "tls_verify", "ca_bundle",
+        "timeout_seconds", "tls_verify", "ca_bundle", "proxy",
     )  # fmt: skip
     _secret = ("url", "target")  # the query may hold an API key; ``display`` is the safe form
 
@@ -93,6 +111,7 @@ class Endpoint(Frozen):
     timeout_seconds: float
     tls_verify: bool
     ca_bundle: str
+    proxy: Proxy | None
 
     @property
     def https(self) -> bool:

@@ -6,6 +6,7 @@ import json
 import socket
 
 from lambda_logs_http.http.auth import Auth, BearerAuth
+from lambda_logs_http.http.connection import Connector
 from lambda_logs_http.http.transport import HttpTransport
 from tests.support.endpoints import endpoint
 from tools.lambda_sandbox.receiver import Receiver
@@ -61,17 +62,24 @@ def test_connection_refused_is_retryable() -> None:
     assert "connection failed" in result.error
 
 
-def test_reset_on_a_reused_connection_is_retried_once_then_reported(receiver: Receiver) -> None:
+def test_reset_on_a_reused_connection_is_retried_then_reported(receiver: Receiver) -> None:
     transport = HttpTransport(endpoint(receiver.url), Auth())
     assert transport.send(BODY, {}, timeout=5).ok
     receiver.script([{"reset": True}])
     assert transport.send(BODY, {}, timeout=5).ok  # one reset: reconnected transparently
+    # A reset on the fresh connection too, after the whole request was written: asked first
+    # (Expect: 100-continue), in case the receiver answered early and the reset lost it.
+    receiver.script([{"reset": True, "times": 2}])
+    assert transport.send(BODY, {}, timeout=5).ok
+    # That connection is not kept (an asked-first request closes it): the next send starts
+    # fresh, so two resets are all it takes to fail.
     receiver.script([{"reset": True, "times": 2}])
     failed = transport.send(BODY, {}, timeout=5)
     assert (failed.ok, failed.retryable) == (False, True)
     assert "closed by the receiver" in failed.error
     assert transport.send(BODY, {}, timeout=5).ok
-    assert len(receiver.requests()) == 3
+    asked = [r for r in receiver.requests() if r["headers"].get("Expect") == "100-continue"]
+    assert len(receiver.requests()) == 4 and len(asked) == 1
 
 
 def test_the_endpoint_is_shown_without_query_values() -> None:
@@ -88,7 +96,8 @@ def test_a_stale_keep_alive_connection_is_replaced_at_once(receiver: Receiver) -
     receiver.stop()
     restarted = Receiver(receiver.record.parent)
     try:
-        transport._port = restarted.port
+        # The new process listens elsewhere: point the transport's connector there.
+        transport._connector = Connector(endpoint(restarted.url), None)
         # The old socket still points at the dead receiver: the first attempt finds it closed.
         result = transport.send(BODY, {}, timeout=5)
         assert result.ok, result.error
