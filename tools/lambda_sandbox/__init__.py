@@ -29,10 +29,10 @@ Usage::
         ...
 
 ``Sandbox(layer_dir=None, function=None, env=None, *, timeout_s=3.0, memory_mb=128,
-limit_cpu=False, log_format="Text", log_level=None, function_name="demo", function_version="$LATEST",
-region="us-east-1", account_id="123456789012", telemetry="full", freeze=True,
-managed_instances=False, max_concurrency=2, init_timeout_s=10.0, shutdown_timeout_s=2.0,
-runtime_shutdown_s=0.3, delivery=None, inherit_env=False)``
+limit_cpu=False, log_format="Text", log_level=None, function_name="demo",
+function_version="$LATEST", region="us-east-1", account_id="123456789012", telemetry="full",
+freeze=True, managed_instances=False, max_concurrency=2, init_timeout_s=10.0,
+shutdown_timeout_s=2.0, runtime_shutdown_s=0.3, delivery=None, inherit_env=False)``
 
 * ``layer_dir``: an unpacked layer; every executable in ``<layer_dir>/extensions/`` is started
   (sorted by name) with the layer laid at that directory (no ``/opt`` needed) and its
