@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import init_bench, post_runtime
+from . import cold_start, init_bench, post_runtime
 from .figures import fmt_ms
 
 MIB = 1024 * 1024
@@ -236,4 +236,86 @@ def hotspots_section(profile: dict[str, Any]) -> list[str]:
     for thread, entries in (profile.get("by_thread") or {}).items():
         out.append(f"  within the {thread} (% of its samples):")
         out.extend(f"    {pct:5.1f}%  {name}" for name, _, pct in entries)
+    return out
+
+
+def _range(stats: dict[str, Any] | None, digits: int = 0, scale: float = 1.0) -> str:
+    """``median (min-max)`` of a summary, scaled (e.g. KiB to MiB); ``-`` without samples."""
+    if not stats or stats.get("median") is None:
+        return "-"
+    median, low, high = (stats[k] / scale for k in ("median", "min", "max"))
+    if stats.get("n", 0) < 2:
+        return f"{median:.{digits}f}"
+    return f"{median:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def _share_label(memory_mb: int | None) -> str:
+    if memory_mb is None:
+        return "unconstrained"
+    return f"{memory_mb} MB ({cold_start.quota_us(memory_mb) / 1000:.1f} ms / 100 ms)"
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.0f}"
+
+
+def cold_start_section(rows: dict[str, Any],
+                       memory_sizes: tuple[int | None, ...] = cold_start.MEMORY_SIZES
+                       ) -> list[str]:
+    variants = cold_start.VARIANTS
+    body, detail = [], []
+    n = 0
+    notes: list[str] = []
+    for memory_mb in memory_sizes:
+        cells = {v: rows.get(cold_start.row_id(memory_mb, v), {}) for v in variants}
+        label = _share_label(memory_mb)
+        if all(c.get("status") == "skipped" for c in cells.values()):
+            body.append([label, _short(cells[cold_start.NONE].get("note", "skipped"), 60),
+                         "", "", "", "", "", ""])
+            continue
+        for variant, cell in cells.items():
+            n = max(n, (cell.get("init_ms") or {}).get("n") or 0)
+            if cell.get("status") == "error":
+                notes.append(f"{label}, {variant}: {cell.get('note', 'error')}")
+        layer = cells[cold_start.LAYER]
+        minimal = cells[cold_start.MINIMAL]
+        ratio = layer.get("added_ratio")
+        verdict = "-"
+        if memory_mb == cold_start.TARGET_RATIO_AT:
+            verdict = _verdict(ratio, cold_start.TARGET_RATIO, "x", digits=2)
+        elif memory_mb == cold_start.TARGET_DELTA_AT:
+            verdict = _verdict(layer.get("added_over_minimal_ms"), cold_start.TARGET_DELTA_MS,
+                               " ms over the floor's")
+        body.append([label, *(_range(cells[v].get("init_ms")) for v in variants),
+                     _signed(minimal.get("added_ms")), _signed(layer.get("added_ms")),
+                     "-" if ratio is None else f"{ratio:.2f}x", verdict])
+        detail.append([label,
+                       *(_range(cells[v].get("first_invoke_ms"), 1) for v in variants),
+                       *(_range(cells[v].get("extensions_registered_ms"))
+                         for v in (cold_start.MINIMAL, cold_start.LAYER)),
+                       *(_range(cells[v].get("ext_cpu_at_init_end_ms"), 1)
+                         for v in (cold_start.MINIMAL, cold_start.LAYER)),
+                       *(_range(cells[v].get("rss_after_init_kib"), 1, 1024.0)
+                         for v in (cold_start.MINIMAL, cold_start.LAYER))])
+    out = [f"6. Cold start as the function feels it: Lambda's init duration (ms; median (range) "
+           f"of {n} interleaved rounds; sandbox, awslambdaric sample function, the CPU limited "
+           "to Lambda's share for the memory size)",
+           *table(["CPU share", "no extension", "minimal extension (floor)", "lambda-logs-http",
+                   "added: minimal", "added: layer", "layer / minimal",
+                   f"target: ≤ {cold_start.TARGET_RATIO}x at {cold_start.TARGET_RATIO_AT} MB, "
+                   f"≤ +{cold_start.TARGET_DELTA_MS:.0f} ms at {cold_start.TARGET_DELTA_AT} MB"],
+                  body, right={1, 2, 3, 4, 5, 6}),
+           "",
+           "   the same runs: first invocation (invoke → response, ms), initStart → extension "
+           "registered (ms), the extension's CPU by the end of init (ms, all threads) and its "
+           "RSS after init (MiB)",
+           *table(["CPU share", "1st invoke: none", "minimal", "layer", "→ register: minimal",
+                   "layer", "ext CPU: minimal", "layer", "RSS: minimal", "layer"],
+                  detail, right=set(range(1, 10))),
+           "added = median(variant) - median(no extension). The floor registers, subscribes "
+           "and calls /event/next with the socket module, nothing else (no listener); both "
+           "extensions start through a sh launcher. Work an extension defers past its first "
+           "/event/next still competes for the CPU during the runtime's init, or lands in the "
+           "first invocation."]
+    out.extend(f"   error: {_short(note, 150)}" for note in notes)
     return out
