@@ -14,6 +14,10 @@ Per run, one fresh sandbox: the bundled sample function on AWS's runtime client 
 * ``minimal``: the floor, the least a Python extension does before Lambda may start the
   runtime: register, subscribe, ``/event/next`` (``init_bench.MINIMAL_EXTENSION``, started by
   a ``sh`` launcher like the layer's; it uses the ``socket`` module and does not listen);
+* ``minimal_raw``: the same on the built-in ``_socket`` and ``posix`` modules only, nothing
+  imported from files: what any Python extension costs at the very least. ``socket`` alone
+  (with ``enum``, ``selectors``...) is a few ms of CPU, i.e. tens of ms at 128 MB, and the layer
+  does not import it before registering, so the two floors bracket the comparison;
 * ``layer``: lambda-logs-http from the built layer, forwarding to a real receiver.
 
 Figures per run: Lambda's init duration (initStart → runtime and every extension called
@@ -23,11 +27,13 @@ variants are interleaved in every round (variant order rotates), so drift on a s
 hits all rows alike; medians and ranges over the rounds.
 
 "added" = median(variant) - median(none) at the same memory size; targets: at 128 MB the
-layer adds at most 1.3x what the floor adds, at 1,769 MB at most 5 ms more than it.
+layer adds at most 1.3x what the floor (``minimal``) adds, at 1,769 MB at most 5 ms more than
+it; the ratio to ``minimal_raw`` is reported beside.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import stat
 import tempfile
 from dataclasses import dataclass, field
@@ -44,11 +50,14 @@ from .init_bench import MINIMAL_EXTENSION
 
 NONE = "none"
 MINIMAL = "minimal"
+MINIMAL_RAW = "minimal_raw"
 LAYER = "layer"
-VARIANTS = (NONE, MINIMAL, LAYER)
+VARIANTS = (NONE, MINIMAL, MINIMAL_RAW, LAYER)
+FLOORS = (MINIMAL, MINIMAL_RAW)
 UNCONSTRAINED = "unconstrained"
 MEMORY_SIZES: tuple[int | None, ...] = (None, 128, 512, 1769)
 MINIMAL_NAME = "bench-minimal"
+MINIMAL_RAW_NAME = "bench-minimal-raw"
 LAYER_NAME = "lambda-logs-http"
 UNCONSTRAINED_MEMORY_MB = 128  # the memory size variable when the CPU is not limited
 TARGET_RATIO_AT = 128  # MB: layer-added ≤ 1.3 x minimal-added
@@ -56,6 +65,51 @@ TARGET_RATIO = 1.3
 TARGET_DELTA_AT = 1769  # MB: layer-added - minimal-added ≤ 5 ms
 TARGET_DELTA_MS = 5.0
 EVENT = {"lines": 1}
+
+# The floor on built-in modules only (no file is imported: no os, no socket).
+RAW_MINIMAL_EXTENSION = r'''
+import posix, _socket
+api = posix.environ[b"AWS_LAMBDA_RUNTIME_API"].decode()
+host, port = api.rsplit(":", 1)
+listener_port = int(posix.environ.get(b"BENCH_MINIMAL_LISTENER_PORT", b"4243"))
+
+
+def call(method, path, headers, body=b""):
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    sock.connect((host, int(port)))
+    head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n" % (
+        method, path, api, len(body))
+    head += "".join("%s: %s\r\n" % item for item in headers.items()) + "\r\n"
+    sock.sendall(head.encode("latin-1") + body)
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    sock.close()
+    return b"".join(chunks)
+
+
+answer = call("POST", "/2020-01-01/extension/register",
+              {"Lambda-Extension-Name": "bench-minimal-raw", "Content-Type": "application/json"},
+              b'{"events":["INVOKE","SHUTDOWN"]}')
+head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+ext_id = ""
+for line in head.split("\r\n")[1:]:
+    name, _, value = line.partition(":")
+    if name.strip().lower() == "lambda-extension-identifier":
+        ext_id = value.strip()
+call("PUT", "/2022-07-01/telemetry",
+     {"Lambda-Extension-Identifier": ext_id, "Content-Type": "application/json"},
+     b'{"schemaVersion":"2022-12-13","types":["platform","function","extension"],'
+     b'"buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":25},'
+     b'"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:%d/"}}'
+     % listener_port)
+while b"SHUTDOWN" not in call("GET", "/2020-01-01/extension/event/next",
+                             {"Lambda-Extension-Identifier": ext_id}):
+    pass
+'''
 
 
 def memory_label(memory_mb: int | None) -> str:
@@ -84,12 +138,12 @@ class Samples:
     failures: list[str] = field(default_factory=list)
 
 
-def _minimal_layer(root: Path, python: str) -> Path:
-    """A layer whose one extension is the floor, started through ``sh`` as the layer's is."""
+def _minimal_layer(root: Path, python: str, name: str, source: str) -> Path:
+    """A layer whose one extension is a floor, started through ``sh`` as the layer's is."""
     (root / "extensions").mkdir(parents=True)
     script = root / "minimal_extension.py"
-    script.write_text(MINIMAL_EXTENSION)
-    launcher = root / "extensions" / MINIMAL_NAME
+    script.write_text(source)
+    launcher = root / "extensions" / name
     launcher.write_text(f'#!/bin/sh\nexec "{python}" -I -S -B -u "{script}"\n')
     launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return root
@@ -116,7 +170,8 @@ def _run_once(variant: str, memory_mb: int | None, layers: dict[str, Path | None
             samples.failures.append(f"init failed: {init.error}; "
                                     + " | ".join(sandbox.extension_output[-3:]))
             return
-        name = {MINIMAL: MINIMAL_NAME, LAYER: LAYER_NAME}.get(variant)
+        name = {MINIMAL: MINIMAL_NAME, MINIMAL_RAW: MINIMAL_RAW_NAME,
+                LAYER: LAYER_NAME}.get(variant)
         pid = sandbox.pids().get(name) if name else None
         rss = cpu = None
         if pid is not None:  # frozen now: nothing moves until the invoke
@@ -147,16 +202,26 @@ def _run_once(variant: str, memory_mb: int | None, layers: dict[str, Path | None
 def run(layer: Path, python: str, rounds: int, warmup: int = 1,
         memory_sizes: tuple[int | None, ...] = MEMORY_SIZES) -> dict[str, dict[str, Any]]:
     """``rounds`` interleaved rounds (after ``warmup`` unrecorded ones) of every row."""
+    if importlib.util.find_spec("awslambdaric") is None:
+        return {key: {"status": "skipped", "note": "awslambdaric is not installed in the bench's "
+                      "Python (pip install -r requirements-dev.txt)"}
+                for key in expected_rows(memory_sizes)}
     unavailable = cpu_share_available()
     measured = tuple(m for m in memory_sizes if m is None or unavailable is None)
     samples = {(m, v): Samples() for m in measured for v in VARIANTS}
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp_name:
         tmp = Path(tmp_name)
         layers: dict[str, Path | None] = {
-            NONE: None, MINIMAL: _minimal_layer(tmp / "minimal-layer", python), LAYER: layer}
+            NONE: None,
+            MINIMAL: _minimal_layer(tmp / "minimal-layer", python, MINIMAL_NAME,
+                                    MINIMAL_EXTENSION),
+            MINIMAL_RAW: _minimal_layer(tmp / "minimal-raw-layer", python, MINIMAL_RAW_NAME,
+                                        RAW_MINIMAL_EXTENSION),
+            LAYER: layer}
         with Receiver(tmp) as receiver:
             for index in range(warmup + rounds):
-                order = VARIANTS[index % 3:] + VARIANTS[:index % 3]
+                shift = index % len(VARIANTS)
+                order = VARIANTS[shift:] + VARIANTS[:shift]
                 for memory_mb in measured:
                     for variant in order:
                         record = index >= warmup
@@ -206,17 +271,20 @@ def _summarise(memory_mb: int | None, variant: str,
 
 
 def _add_derived(rows: dict[str, Any], measured: tuple[int | None, ...]) -> None:
-    """``added_ms`` per variant, and on the layer row the ratio and the targets' inputs."""
+    """``added_ms`` per variant, and on the layer row the ratios to each floor and the
+    difference to ``minimal`` (the targets' inputs)."""
     for memory_mb in measured:
         base = rows[row_id(memory_mb, NONE)]["init_ms"]["median"]
         added: dict[str, float | None] = {}
-        for variant in (MINIMAL, LAYER):
+        for variant in (*FLOORS, LAYER):
             row = rows[row_id(memory_mb, variant)]
             median = row["init_ms"]["median"]
             added[variant] = (median - base) if median is not None and base is not None else None
             row["added_ms"] = added[variant]
         layer_row = rows[row_id(memory_mb, LAYER)]
-        if added[LAYER] is not None and added[MINIMAL]:
-            layer_row["added_ratio"] = added[LAYER] / added[MINIMAL]
+        for floor in FLOORS:
+            if added[LAYER] is not None and added[floor] and added[floor] > 0:
+                layer_row[f"added_ratio_{floor}"] = added[LAYER] / added[floor]
+        layer_row["added_ratio"] = layer_row.get(f"added_ratio_{MINIMAL}")
         if added[LAYER] is not None and added[MINIMAL] is not None:
             layer_row["added_over_minimal_ms"] = added[LAYER] - added[MINIMAL]
