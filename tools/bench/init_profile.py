@@ -98,6 +98,8 @@ import atexit
 atexit.register(_prof_dump)
 """
 LAUNCHER_CODE_START = "-I -S -B -u -c '"
+AFTER_NEXT = "after the first /event/next, during init"
+INVOCATION = "during the first invocation"
 
 
 @dataclass
@@ -244,21 +246,28 @@ def _analyse(events: list[Event], names: dict[int, str], pid: int, t0: float, in
     # Per module: the thread's CPU from the import's stamp to that thread's next stamp, i.e.
     # finding and loading it and running its body up to its own first import (nested imports
     # get the rest). Not import time in -X importtime's sense, but CPU, whatever the throttling.
+    # An import still running when init ended is cut there (the rest is the invocation's).
+    init_end = t0 + init.duration_ms / 1000
     by_thread: dict[int, list[Event]] = defaultdict(list)
     for event in events:
         by_thread[event.tid].append(event)
-    for thread_events in by_thread.values():
+    for tid, thread_events in by_thread.items():
         for event, following in zip(thread_events, thread_events[1:]):
             if event.kind != "import" or event.detail in run.imports:
                 continue
-            if event.tid != pid or event.mono > first_next.mono:
-                phase = "after the first /event/next"
+            end_cpu = following.thread_cpu
+            if event.mono > init_end:
+                phase = INVOCATION
+            elif event.mono > first_next.mono:
+                phase = AFTER_NEXT
+                if following.mono > init_end:
+                    end_cpu = min(end_cpu, at_init_end.get(tid, end_cpu))
             elif event.mono <= register.mono:
                 phase = "before register"
             else:
                 phase = "register → first /event/next"
-            run.imports[event.detail] = (phase, names.get(event.tid, f"thread {event.tid}"))
-            run.import_cpu[event.detail] = following.thread_cpu - event.thread_cpu
+            run.imports[event.detail] = (phase, names.get(tid, f"thread {tid}"))
+            run.import_cpu[event.detail] = max(0.0, end_cpu - event.thread_cpu)
     return run
 
 
@@ -289,7 +298,7 @@ def report(runs: list[Run], timed: list[Run], memory_mb: int | None) -> list[str
             if attr != "threads_init":
                 continue
             imported = [sum(cpu for module, cpu in r.import_cpu.items()
-                            if r.imports[module] == ("after the first /event/next", label))
+                            if r.imports[module] == (AFTER_NEXT, label))
                         for r in runs]
             if any(imported):
                 rest = [r.threads_init.get(label, 0.0) - i for r, i in zip(runs, imported)]
@@ -312,7 +321,8 @@ def report(runs: list[Run], timed: list[Run], memory_mb: int | None) -> list[str
     for r in runs:
         for module, cpu in r.import_cpu.items():
             cpu_by_module[module].append(cpu)
-    out += ["", "  heaviest (CPU ms, median; module, phase [thread]):"]
+    out += ["", "  heaviest (CPU ms, median; module, phase [thread] of the first run that "
+            "imported it: the worker and the listener race for json, re...):"]
     for module in sorted(cpu_by_module, key=lambda m: -statistics.median(cpu_by_module[m]))[:25]:
         phase, thread = runs[0].imports.get(module) or next(
             r.imports[module] for r in runs if module in r.imports)
