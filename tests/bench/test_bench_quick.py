@@ -36,7 +36,8 @@ def test_quick_mode_produces_every_row(tmp_path: Path) -> None:
     assert [row for row in expected if row not in results["rows"]] == []
     bad = {key: row for key, row in results["rows"].items() if row.get("status") not in ACCEPTED}
     assert bad == {}, proc.stdout[-3000:]
-    for title in ("1. Init overhead", "2. Post-runtime overhead", "3. Throughput", "4. Memory"):
+    for title in ("1. Init overhead", "2. Post-runtime overhead", "3. Throughput", "4. Memory",
+                  "6. Cold start"):
         assert title in proc.stdout
     assert "machine " in proc.stdout and results["machine"]["cpu_model"]
     assert list((tmp_path / "results").glob("*.json"))

@@ -1,6 +1,6 @@
-"""lambda-logs-http benchmark: init, post-runtime overhead, throughput, memory, hotspots.
+"""lambda-logs-http benchmark: init, post-runtime, throughput, memory, hotspots, cold start.
 
-    python -m tools.bench.bench          # full (~5 min): make bench
+    python -m tools.bench.bench          # full (~7 min): make bench
     python -m tools.bench.bench --quick  # < 60 s, fewer runs, 20k records, 100 lines
 
 It builds the layer from the working tree (``build.sh`` into a temporary directory; ``--layer``
@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import hotspots, init_bench, machine, post_runtime, procs, report, throughput
+from . import cold_start, hotspots, init_bench, machine, post_runtime, procs, report, throughput
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_DIR = REPO / "tools" / "bench" / "results"
-SECTIONS = ("init", "post", "throughput")
+SECTIONS = ("init", "post", "throughput", "cold")
 
 
 @dataclass(frozen=True)
@@ -44,18 +44,19 @@ class Settings:
     throughput_repeats: int
     receiver_requests: int
     profile: bool
+    cold_rounds: int
 
     @staticmethod
     def full() -> Settings:
         return Settings("full", init_runs=40, invocations=30, line_counts=(0, 100, 10_000),
                         records=1_000_000, throughput_repeats=3, receiver_requests=200,
-                        profile=True)
+                        profile=True, cold_rounds=20)
 
     @staticmethod
     def quick() -> Settings:
         return Settings("quick", init_runs=5, invocations=8, line_counts=(100,),
                         records=20_000, throughput_repeats=1, receiver_requests=20,
-                        profile=False)
+                        profile=False, cold_rounds=2)
 
 
 def expected_rows(settings: Settings, sections: tuple[str, ...] = SECTIONS) -> list[str]:
@@ -68,6 +69,8 @@ def expected_rows(settings: Settings, sections: tuple[str, ...] = SECTIONS) -> l
         rows += post_runtime.expected_rows(list(settings.line_counts))
     if "throughput" in sections:
         rows += throughput.expected_rows()
+    if "cold" in sections:
+        rows += cold_start.expected_rows()
     return rows
 
 
@@ -92,6 +95,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="throughput runs per variant (median kept)")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                         help="profile one throughput run with py-spy (default: on in full mode)")
+    parser.add_argument("--cold-rounds", type=int,
+                        help="cold-start rounds (every memory size and variant once each)")
     return parser.parse_args(argv)
 
 
@@ -110,6 +115,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         changes["throughput_repeats"] = args.repeats
     if args.profile is not None:
         changes["profile"] = args.profile
+    if args.cold_rounds:
+        changes["cold_rounds"] = args.cold_rounds
     return Settings(**{**asdict(base), **changes})
 
 
@@ -235,6 +242,18 @@ def main(argv: list[str] | None = None) -> int:
                 profile = _profile_summary(profile_run, profile_to)
             if profile:
                 _say("\n" + "\n".join(report.hotspots_section(profile)))
+
+        if "cold" in sections:
+            _say(f"\n… cold start: {settings.cold_rounds} rounds of "
+                 f"{len(cold_start.MEMORY_SIZES)} CPU shares x {len(cold_start.VARIANTS)} "
+                 "variants, interleaved")
+            result, timings["cold"] = _section("cold", cold_start.run, layer, python,
+                                               settings.cold_rounds)
+            if isinstance(result, Exception):
+                result = {key: {"status": "error", "note": str(result)[:300]}
+                          for key in cold_start.expected_rows()}
+            rows.update(result)
+            _say("\n".join(report.cold_start_section(rows)))
 
     info["load_average_after"] = machine.load_average()
     missing = [key for key in expected_rows(settings, sections) if key not in rows]

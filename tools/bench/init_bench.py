@@ -42,7 +42,9 @@ EXTENSION = "extension"
 TARGET_MS_OVER_FLOOR = 30.0
 
 # The floor extension: the least a Python extension can do before Lambda may start the runtime.
-# Raw sockets, like the extension's own localhttp (http.client would cost its import time).
+# Raw sockets, like the extension's own localhttp (http.client would cost its import time). It
+# subscribes but does not listen: BENCH_MINIMAL_LISTENER_PORT names a free port for the URI, so
+# that a sandbox's pushes cannot reach somebody else's listener on 4243.
 MINIMAL_EXTENSION = r'''
 import os, socket
 api = os.environ["AWS_LAMBDA_RUNTIME_API"]
@@ -63,7 +65,8 @@ call("PUT", "/2022-07-01/telemetry",
      {"Lambda-Extension-Identifier": ext_id, "Content-Type": "application/json"},
      b'{"schemaVersion":"2022-12-13","types":["platform","function","extension"],'
      b'"buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":25},'
-     b'"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:4243/"}}')
+     b'"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:%d/"}}'
+     % int(os.environ.get("BENCH_MINIMAL_LISTENER_PORT", "4243")))
 while b"SHUTDOWN" not in call("GET", "/2020-01-01/extension/event/next",
                              {"Lambda-Extension-Identifier": ext_id}):
     pass

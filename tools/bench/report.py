@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import init_bench, post_runtime
+from . import cold_start, init_bench, post_runtime
 from .figures import fmt_ms
 
 MIB = 1024 * 1024
@@ -236,4 +236,88 @@ def hotspots_section(profile: dict[str, Any]) -> list[str]:
     for thread, entries in (profile.get("by_thread") or {}).items():
         out.append(f"  within the {thread} (% of its samples):")
         out.extend(f"    {pct:5.1f}%  {name}" for name, _, pct in entries)
+    return out
+
+
+def _range(stats: dict[str, Any] | None, digits: int = 0, scale: float = 1.0) -> str:
+    """``median (min-max)`` of a summary, scaled (e.g. KiB to MiB); ``-`` without samples."""
+    if not stats or stats.get("median") is None:
+        return "-"
+    median, low, high = (stats[k] / scale for k in ("median", "min", "max"))
+    if stats.get("n", 0) < 2:
+        return f"{median:.{digits}f}"
+    return f"{median:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def _share_label(memory_mb: int | None) -> str:
+    if memory_mb is None:
+        return "unconstrained"
+    return f"{memory_mb} MB ({cold_start.quota_us(memory_mb) / 1000:.1f} ms / 100 ms)"
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.0f}"
+
+
+def cold_start_section(rows: dict[str, Any],
+                       memory_sizes: tuple[int | None, ...] = cold_start.MEMORY_SIZES
+                       ) -> list[str]:
+    cs = cold_start
+    extensions = (cs.MINIMAL, cs.MINIMAL_RAW, cs.LAYER)
+    body, detail = [], []
+    n = 0
+    notes: list[str] = []
+    for memory_mb in memory_sizes:
+        cells = {v: rows.get(cs.row_id(memory_mb, v), {}) for v in cs.VARIANTS}
+        label = _share_label(memory_mb)
+        if all(c.get("status") == "skipped" for c in cells.values()):
+            body.append([label, _short(cells[cs.NONE].get("note", "skipped"), 60),
+                         *[""] * 9])
+            continue
+        for variant, cell in cells.items():
+            n = max(n, (cell.get("init_ms") or {}).get("n") or 0)
+            if cell.get("status") == "error":
+                notes.append(f"{label}, {variant}: {cell.get('note', 'error')}")
+        layer = cells[cs.LAYER]
+        verdict = "-"
+        if memory_mb == cs.TARGET_RATIO_AT:
+            verdict = _verdict(layer.get("added_ratio"), cs.TARGET_RATIO, "x", digits=2)
+        elif memory_mb == cs.TARGET_DELTA_AT:
+            verdict = _verdict(layer.get("added_over_minimal_ms"), cs.TARGET_DELTA_MS,
+                               " ms over the floor's")
+        ratios = [layer.get(f"added_ratio_{floor}") for floor in cs.FLOORS]
+        body.append([label, *(_range(cells[v].get("init_ms")) for v in cs.VARIANTS),
+                     *(_signed(cells[v].get("added_ms")) for v in extensions),
+                     *("-" if r is None else f"{r:.2f}x" for r in ratios), verdict])
+        detail.append([label,
+                       *(_range(cells[v].get("first_invoke_ms"), 1) for v in cs.VARIANTS),
+                       *(_range(cells[v].get("extensions_registered_ms")) for v in extensions),
+                       *(_range(cells[v].get("ext_cpu_at_init_end_ms"), 1) for v in extensions),
+                       *(_range(cells[v].get("rss_after_init_kib"), 1, 1024.0)
+                         for v in (cs.MINIMAL, cs.LAYER))])
+    out = [f"6. Cold start as the function feels it: Lambda's init duration (ms; median (range) "
+           f"of {n} interleaved rounds; sandbox, awslambdaric sample function, the CPU limited "
+           "to Lambda's share for the memory size)",
+           *table(["CPU share", "no extension", "floor", "floor on _socket", "lambda-logs-http",
+                   "added: floor", "_socket floor", "layer", "layer / floor",
+                   "layer / _socket floor",
+                   f"target: ≤ {cs.TARGET_RATIO}x the floor at {cs.TARGET_RATIO_AT} MB, "
+                   f"≤ +{cs.TARGET_DELTA_MS:.0f} ms at {cs.TARGET_DELTA_AT} MB"],
+                  body, right=set(range(1, 10))),
+           "",
+           "   the same runs: the first invocation (invoke → response, ms); for floor / _socket "
+           "floor / layer: initStart → registered (ms), the extension's CPU by the end of init "
+           "(ms, all threads); RSS after init (MiB, floor / layer)",
+           *table(["CPU share", "1st invoke: none", "floor", "_socket floor", "layer",
+                   "→ register: floor", "_socket", "layer", "ext CPU: floor", "_socket",
+                   "layer", "RSS: floor", "layer"],
+                  detail, right=set(range(1, 13))),
+           "added = median(variant) - median(no extension). The floor registers, subscribes "
+           "and calls /event/next with the socket module, nothing else (no listener); the "
+           "_socket floor does the same with built-in modules only; all extensions start "
+           "through a sh launcher. Work an extension defers past its first /event/next still "
+           "competes for the CPU during the runtime's init, or lands in the first invocation "
+           "(at 128 MB an invocation needing more than what is left of a period's 7.2 ms "
+           "waits for the next period: ~4 ms or ~95 ms)."]
+    out.extend(f"   error: {_short(note, 150)}" for note in notes)
     return out

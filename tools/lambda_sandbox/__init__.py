@@ -29,10 +29,10 @@ Usage::
         ...
 
 ``Sandbox(layer_dir=None, function=None, env=None, *, timeout_s=3.0, memory_mb=128,
-log_format="Text", log_level=None, function_name="demo", function_version="$LATEST",
-region="us-east-1", account_id="123456789012", telemetry="full", freeze=True,
-managed_instances=False, max_concurrency=2, init_timeout_s=10.0, shutdown_timeout_s=2.0,
-runtime_shutdown_s=0.3, delivery=None, inherit_env=False)``
+limit_cpu=False, log_format="Text", log_level=None, function_name="demo",
+function_version="$LATEST", region="us-east-1", account_id="123456789012", telemetry="full",
+freeze=True, managed_instances=False, max_concurrency=2, init_timeout_s=10.0,
+shutdown_timeout_s=2.0, runtime_shutdown_s=0.3, delivery=None, inherit_env=False)``
 
 * ``layer_dir``: an unpacked layer; every executable in ``<layer_dir>/extensions/`` is started
   (sorted by name) with the layer laid at that directory (no ``/opt`` needed) and its
@@ -42,6 +42,13 @@ runtime_shutdown_s=0.3, delivery=None, inherit_env=False)``
   sample function; ``command=[...]`` runs a custom runtime instead of awslambdaric.
 * ``env``: the user's variables, given to the runtime and the extensions. Lambda's reserved
   names are refused (use the matching argument); the fake AWS credentials may be overridden.
+* ``memory_mb``: ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE`` and the reports' ``memorySizeMB``.
+  ``limit_cpu=True`` also gives every process Lambda's CPU share for it (1 vCPU per 1,769 MB:
+  a cgroup with a CFS quota of 7,236 µs per 100 ms at 128 MB, see ``cpu_share``), created by
+  the constructor (``CpuShareUnavailable`` where no cgroup can be; it needs root) and removed
+  at shutdown. ``sb.cpu_limit`` describes it, ``sb.cpu_stat()`` reads its throttling counters.
+  The cold start as a caller feels it is ``init.duration_ms`` plus the first invocation's
+  ``response_ms``.
 * ``telemetry``: ``"full"`` (Lambda's Telemetry API) or ``"not-supported"`` (like the plain
   Runtime Interface Emulator: 202 ``Telemetry.NotSupported``, nothing delivered).
 * ``freeze``: SIGSTOP every process between invocations (ignored with managed instances).
@@ -65,7 +72,7 @@ What a test can inspect:
   ``sb.pids()``, ``sb.frozen``.
 
 Command line: ``python -m tools.lambda_sandbox --layer DIR --handler app.handler --code DIR
---invocations N`` (see ``--help``).
+--invocations N [--memory MB]`` (see ``--help``; ``--memory`` limits the CPU as above).
 """
 
 from __future__ import annotations

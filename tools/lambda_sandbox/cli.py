@@ -2,6 +2,11 @@
 
 Meant for demos (``make demo``) and quick manual checks: it inits, invokes N times, shuts
 down, and prints per phase what Lambda would bill and report, plus the processes' output.
+
+``--memory MB`` also gives the processes Lambda's CPU share for that memory (a cgroup CPU
+quota, see ``cpu_share``) and prints the cold start as a caller feels it: the init duration
+and the first invocation's latency. Without ``--memory`` the memory size is 128 MB and the CPU
+is not limited.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import SAMPLE_FUNCTION_DIR, FunctionSpec
+from .cpu_share import CpuShareUnavailable
 from .lifecycle import Sandbox
+
+DEFAULT_MEMORY_MB = 128
 
 
 def _parse_env(pairs: Sequence[str]) -> dict[str, str]:
@@ -44,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pause", type=float, default=0.0,
                         help="seconds to wait (frozen) between invocations")
     parser.add_argument("--timeout", type=float, default=3.0, help="function timeout (s)")
-    parser.add_argument("--memory", type=int, default=128, help="memory size (MB)")
+    parser.add_argument("--memory", type=int, metavar="MB",
+                        help="memory size (AWS_LAMBDA_FUNCTION_MEMORY_SIZE), and Lambda's CPU "
+                             "share for it: 1 vCPU per 1,769 MB, as a cgroup CPU quota (needs "
+                             f"root); default {DEFAULT_MEMORY_MB} MB with the CPU unlimited")
+    parser.add_argument("--no-cpu-limit", action="store_true",
+                        help="with --memory: set the memory size only, leave the CPU unlimited")
     parser.add_argument("--log-format", choices=("Text", "JSON"), default="Text")
     parser.add_argument("--log-level", default=None)
     parser.add_argument("--telemetry", choices=("full", "not-supported"), default="full")
@@ -74,12 +87,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"--event is not JSON: {exc}") from exc
     function = FunctionSpec(handler=args.handler, code_dir=args.code, python=args.python,
                             command=args.command)
-    with Sandbox(args.layer, function, _parse_env(args.env), timeout_s=args.timeout,
-                 memory_mb=args.memory, log_format=args.log_format, log_level=args.log_level,
-                 function_name=args.function_name, telemetry=args.telemetry,
-                 freeze=not args.no_freeze, managed_instances=args.managed_instances) as sb:
+    try:
+        sandbox = Sandbox(args.layer, function, _parse_env(args.env), timeout_s=args.timeout,
+                          memory_mb=args.memory or DEFAULT_MEMORY_MB,
+                          limit_cpu=args.memory is not None and not args.no_cpu_limit,
+                          log_format=args.log_format, log_level=args.log_level,
+                          function_name=args.function_name, telemetry=args.telemetry,
+                          freeze=not args.no_freeze, managed_instances=args.managed_instances)
+    except CpuShareUnavailable as exc:
+        print(f"sandbox: {exc} (--no-cpu-limit)", file=sys.stderr)
+        return 2
+    with sandbox as sb:
         seen = 0
         print(f"sandbox: AWS_LAMBDA_RUNTIME_API={sb.runtime_api}")
+        print(f"CPU   {sb.cpu_limit.describe()}" if sb.cpu_limit is not None
+              else f"CPU   unlimited ({sb.config.memory_mb} MB memory size)")
         init = sb.start()
         print(f"INIT  ok={init.ok} duration={init.duration_ms:.1f} ms "
               f"extensions registered={_ms(init.extensions_registered_ms)} "
@@ -108,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"      error: {json.dumps(r.error)[:300]}")
             if not args.quiet:
                 seen = _print_output(sb, seen)
+            if n == 1 and init.ok and r.response_ms is not None:
+                print(f"COLD START init {init.duration_ms:.1f} ms + first invocation "
+                      f"{r.response_ms:.1f} ms (to its response) = "
+                      f"{init.duration_ms + r.response_ms:.1f} ms")
+        throttling = sb.cpu_stat()
         result = sb.shutdown()
         print(f"SHUTDOWN {result.reason} in {result.duration_ms:.1f} ms "
               f"exit codes={result.exit_codes} killed={result.killed}")
@@ -116,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, stats in sb.delivery_stats().items():
             print(f"TELEMETRY {name}: {stats.events} events in {stats.batches} pushes, "
                   f"{stats.failed_attempts} failed tries, {stats.dropped_records} dropped")
+        if throttling:
+            print(f"CPU   throttled in {throttling.get('nr_throttled', 0)} of "
+                  f"{throttling.get('nr_periods', 0)} periods")
     return 0 if failures == 0 else 1
 
 

@@ -149,6 +149,7 @@ class SandboxConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = 3.0
     memory_mb: int = 128
+    limit_cpu: bool = False
     log_format: str = "Text"
     log_level: str | None = None
     function_name: str = "demo"

@@ -27,6 +27,7 @@ import signal
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any, Callable
 
 from . import platform_events
 from .config import DeliveryPolicy, FunctionSpec, SandboxConfig
+from .cpu_share import CpuCgroup, CpuLimit
 from .extensions_api import EVENT_INVOKE, EVENT_SHUTDOWN, ExtensionsAPI, FunctionMetadata
 from .log_records import strip_newline, to_record
 from .processes import Chunk, ManagedProcess
@@ -74,6 +76,12 @@ def describe_exit(code: int | None) -> str:
     return f"signal: {words.get(name, name.lower())}"
 
 
+def _remove_cgroup(cgroup: CpuCgroup | None) -> None:
+    """The sandbox's finalizer (it must not hold the sandbox itself)."""
+    if cgroup is not None:
+        cgroup.remove()
+
+
 @dataclass(frozen=True)
 class _Measured:
     """An invocation's outcome in the terms ``InvokeResult`` and ``platform.report`` use."""
@@ -97,6 +105,7 @@ class Sandbox:
         *,
         timeout_s: float = 3.0,
         memory_mb: int = 128,
+        limit_cpu: bool = False,
         log_format: str = "Text",
         log_level: str | None = None,
         function_name: str = "demo",
@@ -119,6 +128,7 @@ class Sandbox:
             env=dict(env or {}),
             timeout_s=timeout_s,
             memory_mb=memory_mb,
+            limit_cpu=limit_cpu,
             log_format=log_format,
             log_level=log_level,
             function_name=function_name,
@@ -176,8 +186,21 @@ class Sandbox:
             identify=self._extensions_api.identify,
             on_subscribed=self.telemetry_subscriptions.append,
         )
-        self._server = ApiServer(self._router(), on_call=self.api_calls.append)
-        self._server.start()
+        # Lambda's CPU share for memory_mb, for every process of this environment (see
+        # cpu_share). Created before anything can fail and removed whatever happens: shutdown()
+        # removes it, and so does the finalizer at interpreter exit if nobody shut down.
+        self._cgroup: CpuCgroup | None = None
+        self.cpu_limit: CpuLimit | None = None
+        if self.config.limit_cpu:
+            self._cgroup = CpuCgroup.create(self.config.memory_mb)
+            self.cpu_limit = self._cgroup.limit
+        self._remove_cgroup = weakref.finalize(self, _remove_cgroup, self._cgroup)
+        try:
+            self._server = ApiServer(self._router(), on_call=self.api_calls.append)
+            self._server.start()
+        except BaseException:
+            self._remove_cgroup()
+            raise
         self.runtime_api = self._server.address
 
     # ------------------------------------------------------------------ public API
@@ -208,6 +231,11 @@ class Sandbox:
             procs[RUNTIME_NAME] = self._runtime
         return {name: p.pid for name, p in procs.items()
                 if p.pid is not None and not p.exited.is_set()}
+
+    def cpu_stat(self) -> dict[str, int]:
+        """The cgroup's ``cpu.stat`` (periods, throttled periods and time; see
+        :meth:`CpuCgroup.stat`); empty without ``limit_cpu`` or after shutdown."""
+        return self._cgroup.stat() if self._cgroup is not None else {}
 
     def start(self) -> InitResult:
         """Run the init phase (cold start). Raises ``RuntimeError`` if already started."""
@@ -249,6 +277,7 @@ class Sandbox:
                     self._runtime_api.close()
                 self.hub.drop_subscribers(0.5)
                 self._server.close(2.0)
+                self._remove_cgroup()
             self.shutdown_result = result
             return result
 
@@ -362,7 +391,8 @@ class Sandbox:
         for path in paths:
             process = ManagedProcess(path.name, [str(path)], env,
                                      self.config.layer_dir or path.parent,
-                                     self._extension_sink(path.name), self._on_exit)
+                                     self._extension_sink(path.name), self._on_exit,
+                                     cgroup=self._cgroup)
             try:
                 process.start()
             except OSError as exc:
@@ -428,7 +458,7 @@ class Sandbox:
         process = ManagedProcess(RUNTIME_NAME, cfg.function.argv(), env,
                                  cfg.function.resolved_code_dir(), self._function_sink,
                                  self._on_exit, telemetry_fd=cfg.function.uses_telemetry_fd()
-                                 and not cfg.managed_instances)
+                                 and not cfg.managed_instances, cgroup=self._cgroup)
         try:
             process.start()
         except OSError as exc:

@@ -8,9 +8,11 @@ and one watcher thread that reaps it and reports the exit after the last output 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import threading
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import ENV_TELEMETRY_LOG_FD
+from .cpu_share import CpuCgroup
 
 log = logging.getLogger("lambda_sandbox.processes")
 
@@ -228,6 +231,10 @@ class ManagedProcess:
 
     ``on_output`` receives every :class:`Chunk`; ``on_exit`` is called once with the exit status
     after the output pump finished (so a crash is reported after the crash's last words).
+    ``cgroup``: start the process inside it (Lambda's CPU share), through its ``/bin/sh``
+    trampoline; the command is looked up first so that a missing or non-executable one still
+    raises ``OSError`` from :meth:`start` (a file without ``#!`` that is not a binary would be
+    run by that shell, where Lambda reports an exec format error).
     """
 
     def __init__(
@@ -239,6 +246,7 @@ class ManagedProcess:
         on_output: OutputSink,
         on_exit: Callable[[ManagedProcess, int], None],
         telemetry_fd: bool = False,
+        cgroup: CpuCgroup | None = None,
     ) -> None:
         self.name = name
         self._argv = list(argv)
@@ -246,6 +254,7 @@ class ManagedProcess:
         self._cwd = cwd
         self._on_exit = on_exit
         self._telemetry_fd = telemetry_fd
+        self._cgroup = cgroup
         self._pump = OutputPump(name, on_output)
         self._popen: subprocess.Popen[bytes] | None = None
         self._watcher: threading.Thread | None = None
@@ -271,13 +280,21 @@ class ManagedProcess:
         pass_fds: tuple[int, ...] = ()
         fd_read = fd_write = -1
         env = dict(self._env)
+        argv = self._argv
+        if self._cgroup is not None:
+            try:
+                _check_executable(argv[0], env, self._cwd)
+            except OSError:
+                self._pump.stop()
+                raise
+            argv = self._cgroup.wrap(argv)
         if self._telemetry_fd:
             fd_read, fd_write = os.pipe()
             pass_fds = (fd_write,)
             env[ENV_TELEMETRY_LOG_FD] = str(fd_write)
         try:
             self._popen = subprocess.Popen(
-                self._argv,
+                argv,
                 cwd=str(self._cwd),
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -386,3 +403,17 @@ class ManagedProcess:
             self._watcher.join(max(0.0, deadline - time.monotonic()))
         self._pump.stop()
         self._pump.join(max(0.0, deadline - time.monotonic()))
+
+
+def _check_executable(command: str, env: Mapping[str, str], cwd: Path) -> None:
+    """Raise what ``execve`` would for ``command`` not found or not executable (the trampoline
+    would otherwise turn that into the shell's exit status 126/127)."""
+    if "/" in command:
+        path = command if os.path.isabs(command) else os.path.join(str(cwd), command)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), command)
+        return
+    if shutil.which(command, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)

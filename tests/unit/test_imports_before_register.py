@@ -1,0 +1,202 @@
+"""Nothing new may be imported before the register call: it delays every cold start.
+
+Lambda starts the function's runtime only once every extension registered, so each module the
+extension imports before its ``/extension/register`` request is added, whole, to the init of
+every function that uses the layer (on a 128 MB function, at 7 % of a CPU). This test runs the
+real launcher (``bin/lambda-logs-http``, from a layer laid out in a temporary directory) against
+a fake Extensions API that accepts the register request and never answers it. While the
+extension waits for that answer, a SIGUSR1 makes it print ``sys.modules``; whatever is there
+beyond the interpreter's own start must be on the allow-lists below.
+
+Changing the lists is allowed, deliberately: measure the module's cost first
+(``python3 -X importtime -I -S -c 'import MODULE'``), and prefer importing it after the register
+call, or after the first ``/event/next``, where it overlaps the runtime's init instead.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCHER = REPO / "bin" / "lambda-logs-http"
+PACKAGE = REPO / "lambda_logs_http"
+TIMEOUT_S = 20.0
+
+# The package modules the main thread needs to read its configuration and register.
+PACKAGE_ALLOWED = {
+    "lambda_logs_http",
+    "lambda_logs_http.__main__",
+    "lambda_logs_http.lifecycle",
+    "lambda_logs_http.log",
+    "lambda_logs_http.settings",
+    "lambda_logs_http.settings.load",
+    "lambda_logs_http.http",
+    "lambda_logs_http.http.auth",
+    "lambda_logs_http.http.response",
+    "lambda_logs_http.lambda_api",
+    "lambda_logs_http.lambda_api.client",
+    "lambda_logs_http.lambda_api.extensions",
+}
+# The standard library modules imported directly; whatever these import in turn on the running
+# interpreter is allowed too (it differs between Python versions). Listed for 3.9-3.13:
+# os -> os.path, posixpath, genericpath, stat, _stat, _collections_abc.
+STDLIB_ALLOWED = {"__future__", "_socket", "os"}
+
+# Prepended to the launcher's -c code by a stand-in interpreter. It imports nothing new: _signal
+# is a built-in module, and it is taken out of sys.modules again so that an import of it (or of
+# signal) by the extension still shows.
+SNAPSHOT_ON_SIGUSR1 = """\
+import sys, _signal
+del sys.modules["_signal"]
+
+
+def _guard_snapshot(signum, frame):
+    sys.stderr.write("GUARD-MODULES " + " ".join(sorted(sys.modules)) + "\\n")
+
+
+_signal.signal(_signal.SIGUSR1, _guard_snapshot)
+"""
+
+STAND_IN_INTERPRETER = """\
+#!{python} -IS
+# Runs the real interpreter with the launcher's arguments, the -c code prefixed.
+import os, sys
+
+args = sys.argv[1:]
+at = args.index("-c") + 1
+args[at] = {prefix!r} + args[at]
+os.execv({python!r}, [{python!r}, *args])
+"""
+
+
+def _layer(tmp_path: Path, prefix: str) -> tuple[Path, Path]:
+    """A layer (launcher + the package, linked) and a stand-in interpreter adding ``prefix``."""
+    layer = tmp_path / "layer"
+    (layer / "extensions").mkdir(parents=True)
+    (layer / "lambda-logs-http").mkdir()
+    launcher = layer / "extensions" / "lambda-logs-http"
+    shutil.copy(LAUNCHER, launcher)
+    (layer / "lambda-logs-http" / "lambda_logs_http").symlink_to(PACKAGE)
+    python = tmp_path / "python3"
+    python.write_text(STAND_IN_INTERPRETER.format(python=sys.executable, prefix=prefix))
+    for path in (launcher, python):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return launcher, python
+
+
+def _modules_of(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-I", "-S", "-B", "-u", "-c", code],
+                         capture_output=True, text=True, timeout=TIMEOUT_S, check=True).stdout
+    return set(out.split())
+
+
+def _read_request_head(conn: socket.socket, deadline: float) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        conn.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _read_line_with(process: subprocess.Popen[bytes], marker: bytes, deadline: float) -> bytes:
+    assert process.stderr is not None
+    fd = process.stderr.fileno()
+    seen = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        seen += chunk
+        for line in seen.split(b"\n")[:-1]:
+            if line.startswith(marker):
+                return line
+    raise AssertionError(f"no {marker!r} line from the extension; stderr so far: {seen[-2000:]!r}")
+
+
+def modules_at_register(tmp_path: Path, env: dict[str, str], prefix: str = "") -> set[str]:
+    """``sys.modules`` of the launched extension while its register request is unanswered."""
+    launcher, python = _layer(tmp_path, SNAPSHOT_ON_SIGUSR1 + prefix)
+    deadline = time.monotonic() + TIMEOUT_S
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        server.settimeout(TIMEOUT_S)
+        port = server.getsockname()[1]
+        full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                    "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
+                    "AWS_LAMBDA_FUNCTION_NAME": "guard", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_REGION": "us-east-1",
+                    "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                    "LAMBDA_LOGS_HTTP_PYTHON": str(python), **env}
+        process = subprocess.Popen([str(launcher)], env=full_env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            conn, _ = server.accept()
+            with conn:
+                head = _read_request_head(conn, deadline)
+                assert head.startswith(b"POST /2020-01-01/extension/register "), head[:200]
+                # The extension now blocks reading the answer: nothing else can run.
+                process.send_signal(signal.SIGUSR1)
+                line = _read_line_with(process, b"GUARD-MODULES ", deadline)
+        finally:
+            process.kill()
+            process.wait(TIMEOUT_S)
+            if process.stderr is not None:
+                process.stderr.close()
+    return set(line.decode().split()[1:])
+
+
+def _unexpected(modules: set[str]) -> set[str]:
+    baseline = _modules_of("import sys; print(' '.join(sys.modules))")
+    stdlib = _modules_of(f"import sys, {', '.join(sorted(STDLIB_ALLOWED))}; "
+                         "print(' '.join(sys.modules))")
+    return modules - baseline - stdlib - STDLIB_ALLOWED - PACKAGE_ALLOWED
+
+
+CONFIGS = {
+    "minimal": {"HTTP_ENDPOINT": "http://127.0.0.1:9/ingest"},
+    "everything set": {
+        "HTTP_ENDPOINT": "https://logs.example.com/ingest",
+        "HTTP_AUTH_TYPE": "basic", "HTTP_AUTH_USERNAME": "u", "HTTP_AUTH_CREDENTIALS": "p",
+        "HTTP_COMPRESSION": "gzip", "HTTP_TLS_VERIFY": "true", "HTTP_TIMEOUT_SECONDS": "3",
+        "HTTP_FLUSH_STRATEGY": "periodic", "HTTP_EXTENSION_LOG_LEVEL": "debug",
+        "HTTP_TELEMETRY_TYPES": "platform,function", "HTTP_SPILL_DIR": "/tmp/guard-spill",
+    },
+    "configuration error": {},  # no endpoint: registers as a no-op
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_nothing_new_is_imported_before_register(tmp_path: Path, config: str) -> None:
+    extra = _unexpected(modules_at_register(tmp_path, CONFIGS[config]))
+    assert extra == set(), (
+        f"imported before the register call: {sorted(extra)}. Each adds its import time to "
+        "every cold start: import it later, or add it to the allow-list in this test with "
+        "its measured cost (see the module docstring)")
+
+
+@pytest.mark.timeout(60)
+def test_the_guard_sees_an_import_before_register(tmp_path: Path) -> None:
+    """The snapshot really is taken after the imports: one added in front of the launcher's code
+    shows up (json, with its own imports)."""
+    modules = modules_at_register(tmp_path, CONFIGS["minimal"], prefix="import json\n")
+    assert {"json", "json.decoder"} <= _unexpected(modules)
+    assert "lambda_logs_http.lambda_api.extensions" in modules
