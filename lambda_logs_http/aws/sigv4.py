@@ -163,6 +163,36 @@ def sign(
     return Signed(added, creq, sts, signed_headers, signature)
 
 
+# Host name endings of the AWS endpoints a log receiver is commonly behind, and the signing name
+# each one's requests are signed for (the SigV4 "service").
+_SERVICE_BY_HOST_SUFFIX = (
+    (".lambda-url.", ".on.aws", "lambda"),  # <id>.lambda-url.<region>.on.aws
+    (".execute-api.", ".amazonaws.com", "execute-api"),  # <id>.execute-api.<region>.amazonaws.com
+    (".es.", ".amazonaws.com", "es"),  # search-<domain>-<id>.<region>.es.amazonaws.com
+    (".aoss.", ".amazonaws.com", "aoss"),  # <collection>.<region>.aoss.amazonaws.com
+    ("aps-workspaces.", ".amazonaws.com", "aps"),  # aps-workspaces.<region>.amazonaws.com
+)
+
+
+def infer_service(host: str) -> str:
+    """The signing name for a receiver's host name, or "" when the host does not tell.
+
+    Knows API Gateway (``execute-api``), Lambda function URLs (``lambda``), OpenSearch Service
+    (``es``), OpenSearch Serverless (``aoss``) and Amazon Managed Prometheus (``aps``), also
+    under ``.amazonaws.com.cn``. A custom domain in front of any of them does not tell.
+    """
+    name = host.lower().rstrip(".")
+    if name.startswith("["):
+        return ""
+    name = name.rsplit(":", 1)[0] if ":" in name else name
+    if name.endswith(".amazonaws.com.cn"):
+        name = name[: -len(".cn")]
+    for marker, suffix, service in _SERVICE_BY_HOST_SUFFIX:
+        if name.endswith(suffix) and (marker in name or name.startswith(marker)):
+            return service
+    return ""
+
+
 def amz_timestamp(now: float) -> str:
     """``X-Amz-Date`` for ``now`` (seconds since the epoch): ``YYYYMMDDTHHMMSSZ`` in UTC."""
     import time

@@ -140,6 +140,27 @@ def test_canonical_query(query: str, canonical: str) -> None:
     assert sigv4.canonical_query(query) == canonical
 
 
+@pytest.mark.parametrize(
+    ("host", "service"),
+    [
+        ("abc123.execute-api.eu-west-1.amazonaws.com", "execute-api"),
+        ("ABC123.Execute-API.eu-west-1.amazonaws.com:443", "execute-api"),
+        ("abcdefghij.lambda-url.us-east-1.on.aws", "lambda"),
+        ("search-logs-abc123.eu-west-1.es.amazonaws.com", "es"),
+        ("vpc-logs-abc123.eu-west-1.es.amazonaws.com", "es"),
+        ("abc123xyz.us-east-1.aoss.amazonaws.com", "aoss"),
+        ("aps-workspaces.eu-west-1.amazonaws.com", "aps"),
+        ("abc.execute-api.cn-north-1.amazonaws.com.cn", "execute-api"),
+        ("logs.example.com", ""),
+        ("execute-api.example.com", ""),
+        ("[::1]:8080", ""),
+        ("127.0.0.1", ""),
+    ],
+)
+def test_infer_service_from_the_host(host: str, service: str) -> None:
+    assert sigv4.infer_service(host) == service
+
+
 def test_importing_sigv4_loads_nothing_heavy() -> None:
     """The cold start pays for this module only: OpenSSL (hashlib, hmac) and urllib load on the
     first signature."""
