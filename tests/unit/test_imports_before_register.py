@@ -37,15 +37,21 @@ TIMEOUT_S = 20.0
 PACKAGE_ALLOWED = {
     "lambda_logs_http",
     "lambda_logs_http.__main__",
-    "lambda_logs_http.lifecycle",
+    "lambda_logs_http.app",
     "lambda_logs_http.log",
     "lambda_logs_http.settings",
+    "lambda_logs_http.settings.names",
+    "lambda_logs_http.settings.parse",
+    "lambda_logs_http.settings.model",
+    "lambda_logs_http.settings.proxy",
+    "lambda_logs_http.settings.endpoint",
     "lambda_logs_http.settings.load",
     "lambda_logs_http.http",
     "lambda_logs_http.http.auth",
     "lambda_logs_http.http.response",
     "lambda_logs_http.lambda_api",
     "lambda_logs_http.lambda_api.client",
+    "lambda_logs_http.lambda_api.events",
     "lambda_logs_http.lambda_api.extensions",
 }
 # The standard library modules imported directly; whatever these import in turn on the running
