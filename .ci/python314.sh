@@ -129,7 +129,7 @@ from_source() {
       got=$v
       break
     fi
-    log "source $PKG=$v: $(grep -m 1 '^E: Failed to fetch' "$stage/source.log" | sed 's/^E: Failed to fetch //; s/ *\[IP.*//' || echo failed)"
+    log "source $PKG=$v: $(grep -m 1 '^E: Failed to fetch' "$stage/source.log" | sed 's/^E: Failed to fetch .*\///; s/ *\[IP.*//' || echo failed)"
   done
   [ -n "$got" ] || { log "the archive serves no version of the $PKG source ($(echo $versions))"; return 1; }
   local upstream=${got%-*}
