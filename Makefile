@@ -18,7 +18,7 @@ LAYER_NAME ?= lambda-logs-http
 OUT_DIR ?= dist
 SRC_DIR ?= .
 VENV ?= .venv
-RUNTIMES ?= python3.9 python3.10 python3.11 python3.12 python3.13
+RUNTIMES ?= python3.9 python3.10 python3.11 python3.12 python3.13 python3.14
 DOCKER_IMAGE ?= lambda-logs-http-build
 
 ZIP := $(OUT_DIR)/lambda-logs-http.zip

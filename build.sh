@@ -19,7 +19,8 @@
 #   SRC_DIR   directory containing lambda_logs_http/ (default: this script's directory)
 #   PYTHON    interpreter that runs the build steps (default: python3)
 #   PYTHONS   space-separated interpreters to precompile with, instead of discovering them
-#             ($PYENV_ROOT/versions/3.*, /var/lang/bin/python3, python3.9..python3.14 on PATH, $PYTHON)
+#             (/var/lang/bin/python3, $PYENV_ROOT/versions/3.*, .cache/python3.*/bin/ as made by
+#             .ci/python314.sh, python3.9..python3.14 on PATH, $PYTHON)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -65,6 +66,11 @@ else
       [ -x "$p" ] && candidates+=("$p")
     done
   fi
+  # Interpreters this repository's CI made itself (.ci/python314.sh: 3.14, not packaged here).
+  for p in "$ROOT"/.cache/python3.*/bin/python3.*; do
+    case $p in *-config) continue ;; esac
+    [ -x "$p" ] && candidates+=("$p")
+  done
   for v in 3.9 3.10 3.11 3.12 3.13 3.14; do
     p=$(command -v "python$v" 2>/dev/null || true)
     # pyenv's shims only re-run the interpreters found above, 50 ms slower each.
@@ -124,6 +130,14 @@ for p in "${compilers[@]}"; do
     "$stage/$NAME/$PKG" >&2 || die "$p failed to compile the package"
   versions+=("$(py_version "$p")")
 done
+
+# A Lambda Python without bytecode still works, but compiles the package at every cold start.
+missing=()
+for v in 3.9 3.10 3.11 3.12 3.13 3.14; do
+  case " ${versions[*]} " in *" $v "*) ;; *) missing+=("$v") ;; esac
+done
+[ ${#missing[@]} -eq 0 ] || echo "build.sh: warning: no bytecode for Python ${missing[*]} (no such interpreter" \
+  "found; see PYTHONS): the layer compiles the package at each cold start there" >&2
 
 # --- zip, unpack, report ------------------------------------------------------------------------
 mkdir -p "$OUT_DIR"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,9 @@ def handler(event, context):
     return {"n": n}
 '''
 CREDENTIAL = "s3cr3t-Cred-value"
+# The interpreter the extension runs on in every test of this file, e.g. CI's own Python 3.14:
+# E2E_EXTENSION_PYTHON=.cache/python3.14/bin/python3.14. Unset: the launcher's own choice.
+EXTENSION_PYTHON = os.environ.get("E2E_EXTENSION_PYTHON", "")
 
 
 def free_port() -> int:
@@ -73,6 +77,7 @@ def run(
             "HTTP_AUTH_TYPE": "bearer",
             "HTTP_AUTH_CREDENTIALS": CREDENTIAL,
             "HTTP_SPILL_DIR": str(tmp_path / "spill"),
+            **({"LAMBDA_LOGS_HTTP_PYTHON": EXTENSION_PYTHON} if EXTENSION_PYTHON else {}),
             **(env or {}),
         }
         sandbox = Sandbox(
@@ -85,11 +90,25 @@ def run(
         made.append(sandbox)
         init = sandbox.start()
         assert init.ok, (init, sandbox.extension_output)
+        wanted = settings.get("LAMBDA_LOGS_HTTP_PYTHON")
+        if wanted:
+            assert running_interpreter(sandbox) in (os.path.realpath(wanted), None)
         return sandbox
 
     yield start
     for sandbox in made:
         sandbox.shutdown()
+
+
+def running_interpreter(sandbox: Sandbox) -> str | None:
+    """The executable the extension process runs (the launcher execs Python), while it runs."""
+    pid = sandbox.pids().get("lambda-logs-http")
+    if pid is None:
+        return None
+    try:
+        return os.path.realpath(os.readlink(f"/proc/{pid}/exe"))
+    except FileNotFoundError:  # exited meanwhile
+        return None
 
 
 def messages(receiver: Receiver) -> list[str]:
@@ -328,6 +347,7 @@ def test_runs_on_every_lambda_python(
     run: Callable[..., Sandbox], receiver: Receiver, python: Any
 ) -> None:
     sandbox = run({"LAMBDA_LOGS_HTTP_PYTHON": python.path})
+    assert running_interpreter(sandbox) == os.path.realpath(python.path)
     result = sandbox.invoke({"n": 1})
     shutdown = sandbox.shutdown()
     assert shutdown.exit_codes["lambda-logs-http"] == 0, all_output(sandbox)

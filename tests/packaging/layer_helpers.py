@@ -80,6 +80,12 @@ def _discover() -> tuple[list[Interpreter], list[Interpreter]]:
     """(Python 3.9+ interpreters, one per minor version; older Python 3 interpreters)."""
     root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
     candidates = sorted(glob.glob(os.path.join(root, "versions", "3.*", "bin", "python3")))
+    # What .ci/python314.sh made (no Python 3.14 is packaged for these machines); build.sh finds
+    # these too.
+    candidates += sorted(
+        p for p in glob.glob(str(REPO / ".cache" / "python3.*" / "bin" / "python3.*"))
+        if not p.endswith("-config")
+    )
     candidates += ["/var/lang/bin/python3", sys.executable]
     supported: dict[str, Interpreter] = {}
     old: dict[str, Interpreter] = {}

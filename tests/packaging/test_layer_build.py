@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import stat
 import subprocess
@@ -100,6 +101,19 @@ def test_bytecode_for_each_interpreter(built: Build, interp) -> None:
         cache = f"{directory}/__pycache__" if directory else "__pycache__"
         pyc = f"{PKG}{cache}/{stem}.{interp.tag}.pyc"
         assert pyc in names, pyc
+
+
+def test_bytecode_for_python_3_14(built: Build) -> None:
+    """python3.14 is a Lambda runtime too: without its bytecode in the zip, every cold start there
+    compiles the package from source (/opt is read-only, so Python cannot cache it)."""
+    if not any(i.version == "3.14" for i in INTERPRETERS):
+        pytest.skip("no Python 3.14 here: bash .ci/python314.sh makes .cache/python3.14/")
+    assert "3.14" in re.search(r"^pyc\s+(.*)$", built.stdout, re.M).group(1).split()
+    names = _infos(built.zip_path)
+    for module in MODULES:
+        directory, _, stem = module.rpartition("/")
+        cache = f"{directory}/__pycache__" if directory else "__pycache__"
+        assert f"{PKG}{cache}/{stem}.cpython-314.pyc" in names, module
 
 
 @pytest.mark.parametrize("interp", interpreter_params())
@@ -204,7 +218,11 @@ def test_real_package_builds_and_every_module_imports_on_every_python(tmp_path: 
         "    importlib.import_module(name)\n"
         "assert callable(sys.modules['lambda_logs_http.__main__'].main), 'no main()'\n"
     )
+    sources = sorted((root / "lambda_logs_http").rglob("*.py"))
     for interp in INTERPRETERS:
+        missing = [str(p.relative_to(root)) for p in sources
+                   if not (p.parent / "__pycache__" / f"{p.stem}.{interp.tag}.pyc").is_file()]
+        assert not missing, f"no {interp.tag} bytecode for {missing}"
         proc = subprocess.run(
             [interp.path, "-I", "-S", "-B", "-c", check, str(root), *modules],
             capture_output=True, text=True, timeout=60,

@@ -23,7 +23,7 @@ from tests.packaging.layer_helpers import FIXTURE_VERSION, REPO, clean_env
 BIN = Path(sys.executable).parent
 MOTO_SERVER = BIN / "moto_server"
 AWS_CLI = BIN / "aws"
-RUNTIMES = ["python3.9", "python3.10", "python3.11", "python3.12", "python3.13"]
+RUNTIMES = ["python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14"]
 REGION = "us-east-1"
 
 pytestmark = pytest.mark.skipif(not shutil.which("make"), reason="make not installed")

@@ -12,7 +12,7 @@ import pytest
 from tests.packaging.layer_helpers import REPO, clean_env
 
 DOCKERFILE = (REPO / "Dockerfile.build").read_text()
-VERSIONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+VERSIONS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]
 
 
 def test_every_lambda_python_comes_from_an_official_image() -> None:
@@ -26,7 +26,7 @@ def test_every_lambda_python_comes_from_an_official_image() -> None:
                              DOCKERFILE, re.M), path
 
 
-def test_build_uses_build_sh_with_exactly_the_five_interpreters() -> None:
+def test_build_uses_build_sh_with_exactly_the_six_interpreters() -> None:
     pythons = re.search(r'^ENV PYTHONS="([^"]+)"', DOCKERFILE, re.M).group(1).split()
     assert pythons == [f"python{v}" for v in VERSIONS]
     assert re.search(r"^RUN OUT_DIR=/out bash build\.sh", DOCKERFILE, re.M)
