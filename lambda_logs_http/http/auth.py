@@ -1,9 +1,11 @@
 """Pluggable authentication: one small class per ``HTTP_AUTH_TYPE``.
 
-A strategy only adds headers to a request; it never sees bodies, queues or connections. It takes
-plain values, never the settings: ``required`` and ``optional`` name the values it takes (fields
-of ``settings.model.Auth``), so the settings can refuse a half-configured strategy at start and
-build any strategy the same way. Adding a strategy is one class and one line in ``STRATEGIES``.
+A strategy only adds headers to a request; it never sees queues or connections. It is given the
+request it signs (method, URL and body as sent, after compression), which a signing strategy
+needs and the others ignore. It takes plain values, never the settings: ``required`` and
+``optional`` name the values it takes (fields of ``settings.model.Auth``), so the settings can
+refuse a half-configured strategy at start and build any strategy the same way. Adding a
+strategy is one class and one line in ``STRATEGIES``.
 
 Imported before the extension registers (the settings check the registry): it imports nothing.
 """
@@ -14,14 +16,28 @@ DEFAULT_API_KEY_HEADER = "X-API-Key"
 REDACTED = "***"
 
 
+class Request:
+    """What a strategy may need to see of the request it adds headers to."""
+
+    __slots__ = ("method", "url", "body")
+
+    def __init__(self, method: str, url: str, body: bytes) -> None:
+        self.method = method
+        self.url = url  # the whole URL, as the request targets it
+        self.body = body  # as sent (compressed when it is)
+
+
+NO_REQUEST = Request("POST", "", b"")
+
+
 class Auth:
     """No authentication; also the base class, whose ``apply`` adds nothing."""
 
     required: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
 
-    def apply(self, headers: dict[str, str]) -> None:
-        """Add this strategy's headers to ``headers`` in place."""
+    def apply(self, headers: dict[str, str], request: Request = NO_REQUEST) -> None:
+        """Add this strategy's headers to ``headers`` (the request's others) in place."""
 
     def secret_headers(self) -> tuple[str, ...]:
         """Header names whose values must be redacted wherever headers are shown."""
@@ -39,7 +55,7 @@ class BasicAuth(Auth):
         token = base64.b64encode(f"{username}:{credentials}".encode()).decode("ascii")
         self._value = f"Basic {token}"
 
-    def apply(self, headers: dict[str, str]) -> None:
+    def apply(self, headers: dict[str, str], request: Request = NO_REQUEST) -> None:
         headers["Authorization"] = self._value
 
     def secret_headers(self) -> tuple[str, ...]:
@@ -54,7 +70,7 @@ class BearerAuth(Auth):
     def __init__(self, credentials: str) -> None:
         self._value = f"Bearer {credentials}"
 
-    def apply(self, headers: dict[str, str]) -> None:
+    def apply(self, headers: dict[str, str], request: Request = NO_REQUEST) -> None:
         headers["Authorization"] = self._value
 
     def secret_headers(self) -> tuple[str, ...]:
@@ -71,7 +87,7 @@ class ApiKeyAuth(Auth):
         self._header = header_name or DEFAULT_API_KEY_HEADER
         self._value = credentials
 
-    def apply(self, headers: dict[str, str]) -> None:
+    def apply(self, headers: dict[str, str], request: Request = NO_REQUEST) -> None:
         headers[self._header] = self._value
 
     def secret_headers(self) -> tuple[str, ...]:

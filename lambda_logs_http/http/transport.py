@@ -25,7 +25,7 @@ import sys
 import time
 
 from .. import __version__, log
-from .auth import Auth, redact_headers
+from .auth import Auth, Request, redact_headers
 from .connection import Abort, Aborted, Connection, Connector, ProxyRefused
 from .response import MalformedResponse, keeps_alive, read_body, read_head
 from .result import (
@@ -164,7 +164,7 @@ class HttpTransport(Transport):
         written = False
         try:
             connection = self._connect(deadline)
-            head = self._request_head(connection, target, headers, len(body), ask_first)
+            head = self._request_head(connection, target, headers, body, ask_first)
             if isinstance(head, SendResult):
                 return _Attempt(head)
             remaining = deadline - time.monotonic()
@@ -251,7 +251,7 @@ class HttpTransport(Transport):
         connection: Connection,
         target: str,
         headers: dict[str, str],
-        length: int,
+        body: bytes,
         ask_first: bool = False,
     ) -> bytes | SendResult:
         endpoint = self.endpoint
@@ -261,7 +261,8 @@ class HttpTransport(Transport):
             "User-Agent": USER_AGENT,
             **headers,
         }
-        self._auth.apply(request_headers)
+        url = f"{endpoint.scheme}://{endpoint.host_header}{target}"
+        self._auth.apply(request_headers, Request("POST", url, body))
         if connection.proxied:
             # An http:// endpoint through the proxy: the request names the whole URL.
             target = f"http://{endpoint.host_header}{target}"
@@ -277,7 +278,7 @@ class HttpTransport(Transport):
                 error = f"header {name!r} holds a line break"
                 return SendResult(False, error=error, needs_fix=True, kind=BAD_HEADER)
             lines.append(f"{name}: {value}")
-        lines.append(f"Content-Length: {length}\r\n\r\n")
+        lines.append(f"Content-Length: {len(body)}\r\n\r\n")
         try:
             return "\r\n".join(lines).encode("latin-1")
         except UnicodeEncodeError:
@@ -405,7 +406,7 @@ class TestModeTransport(Transport):
 
     def send(self, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
         shown = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
-        self._auth.apply(shown)
+        self._auth.apply(shown, Request("POST", self.endpoint.display, body))
         shown = redact_headers(shown, self._auth)
         log.emit(
             log.INFO,
