@@ -25,6 +25,7 @@ import time
 
 from .. import log
 from ..lambda_api.events import RUNTIME_DONE
+from ..records.transform import UNENCODABLE_REASON
 from ..settings import hints
 from .backlog import Backlog, Ledger
 from .batching import Batch, Batcher
@@ -137,8 +138,11 @@ class Pipeline:
         runtime_done = False
         for event in events:
             entry = encode(event)
-            if entry is None:
-                self._stats.add("skipped")
+            if not entry:  # None: skipped on purpose; UNENCODABLE (""): lost, count and report
+                if entry is None:
+                    self._stats.add("skipped")
+                else:
+                    self._ledger.dropped_records(UNENCODABLE_REASON, 1)
                 continue
             mark = ""
             if event.get("type") == RUNTIME_DONE:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import re
 
+from . import jsonsafe
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -40,6 +42,9 @@ LEVEL_NAMES = {
 # [word] in any case; word: in any case; or an upper-case word and a space.
 _PREFIX = re.compile(r"[ \t]{0,8}(?:\[([A-Za-z]{3,8})\]|([A-Za-z]{3,8}):|([A-Z]{3,8})[ \t])")
 _NO_REQUEST_ID = ("", "None", "null", "undefined")
+# A JSON line's NaN/Infinity (Python's json.dumps writes them) become strings at once: the fields
+# must encode as strict JSON later. Same speed as json.loads, which also uses one decoder.
+_decode = json.JSONDecoder(parse_constant=jsonsafe.CONSTANTS.__getitem__).decode
 
 # (level, message, request_id, structured fields or None): a tuple, not an object, because one
 # is built for every log line and an instance costs measurably more.
@@ -74,9 +79,14 @@ def parse_text(line: str) -> Parsed:
     text = _message(line)
     if text[:1] == "{" and text[-1:] == "}":
         try:
-            fields = json.loads(text)
-        except ValueError:
-            fields = None
+            fields = _decode(text)
+        except (ValueError, RecursionError):
+            # Nested too deep for the C decoder, an integer too long for int(), a raw control
+            # character in a string, or not JSON at all: the careful decoder tells them apart.
+            try:
+                fields = jsonsafe.loads(text)
+            except ValueError:
+                fields = None
         if isinstance(fields, dict):
             return parse_fields(fields)
     match = _PREFIX.match(text)
@@ -96,17 +106,19 @@ def parse_fields(fields: Mapping[str, object]) -> Parsed:
     if message is None and "errorMessage" in fields:
         # Lambda's JSON record for an unhandled exception has no "message".
         error_type = fields.get("errorType")
-        message = (
-            f"{error_type}: {fields['errorMessage']}" if error_type else fields["errorMessage"]
-        )
-    if message is None:
-        text = json.dumps(fields, separators=(",", ":"), default=str)
-    elif isinstance(message, str):
+        message = fields["errorMessage"]
+        if error_type:
+            message = f"{_text(error_type)}: {_text(message)}"
+    if isinstance(message, str):
         text = message
     else:
-        text = json.dumps(message, separators=(",", ":"), default=str)
+        text = jsonsafe.dumps(fields if message is None else message)
     request_id = fields.get("requestId") or fields.get("request_id") or fields.get("aws_request_id")
     return level, text, request_id if isinstance(request_id, str) else "", fields
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else jsonsafe.dumps(value)
 
 
 def _message(text: str) -> str:

@@ -8,9 +8,8 @@ A status other than success makes the line ERROR; records lost by Lambda make it
 
 from __future__ import annotations
 
-import json
-
 from ..lambda_api import events
+from . import jsonsafe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,7 +48,12 @@ def _status(record: Record) -> str:
 
 
 def _ms(value: object) -> str:
-    return f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
+    if isinstance(value, (int, float)):
+        try:
+            return f"{value:.2f}"
+        except (OverflowError, ValueError):  # an int beyond float's range
+            pass
+    return str(value)
 
 
 def _metric(record: Record, name: str) -> object:
@@ -146,7 +150,7 @@ def _logs_dropped(record: Record) -> str:
 
 
 def _compact(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return jsonsafe.dumps(value)
 
 
 _RENDERERS: dict[str, Callable[[Record], str]] = {
