@@ -81,7 +81,7 @@ def _report(record: Record) -> str:
     for label, metric, unit in _REPORT_METRICS:
         value = _metric(record, metric)
         if value is not None:
-            shown = _ms(value) if unit == "ms" and metric != "billedDurationMs" else value
+            shown = _ms(value) if unit == "ms" and not metric.startswith("billed") else value
             parts.append(f"{label}: {shown} {unit}")
     return "\t".join(parts) + _status(record)
 
@@ -92,7 +92,9 @@ _REPORT_METRICS = (
     ("Memory Size", "memorySizeMB", "MB"),
     ("Max Memory Used", "maxMemoryUsedMB", "MB"),
     ("Init Duration", "initDurationMs", "ms"),
+    # SnapStart: the restore is billed with the first invocation after it.
     ("Restore Duration", "restoreDurationMs", "ms"),
+    ("Billed Restore Duration", "billedRestoreDurationMs", "ms"),
 )
 
 
