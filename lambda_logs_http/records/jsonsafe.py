@@ -314,6 +314,32 @@ def _scalar_at(text: str, index: int) -> tuple[object, int]:
     raise JSONDecodeError("Expecting value", text, index)
 
 
+def capped(encoded: str, value: object) -> str:
+    """``encoded`` (the C encoder's text for ``value``), or, when it nests deeper than
+    ``MAX_DEPTH``, ``value`` encoded with its too-deep parts as text: the C encoder follows
+    several thousand levels on newer Pythons, and receivers' parsers stop at a few hundred,
+    some at 128. The test that clears almost every text is two counts at C speed."""
+    if encoded.count("{") + encoded.count("[") <= MAX_DEPTH or text_depth(encoded) <= MAX_DEPTH:
+        return encoded
+    return _dump_strict(sanitize(value))
+
+
+def text_depth(text: str) -> int:
+    """How deep the containers of a JSON text nest (brackets inside strings not counted)."""
+    depth = deepest = 0
+    for match in _SKIP_TOKENS.finditer(text):
+        token = match.group()
+        first = token[0]
+        if first == '"':
+            continue
+        if first == "[" or first == "{":
+            depth += len(token)
+            deepest = max(deepest, depth)
+        else:
+            depth -= len(token)
+    return deepest
+
+
 def _skip_container(text: str, index: int) -> int:
     """Where the container that opens at ``index`` ends (its brackets balance). Runs of
     brackets are one match each: a value 100,000 levels deep costs two matches, not 200,000."""

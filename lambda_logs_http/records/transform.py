@@ -9,8 +9,10 @@ including the lone surrogates ``json.loads`` lets through — always encodes.
 Every event encodes, whatever it holds: when the fast path refuses a value (nested too deep for
 the C encoder, NaN or an infinity, an integer too long for decimal text, a key that is not a
 string), the event is encoded again from ``jsonsafe.sanitize``'s copy of it, which always
-encodes. One that still fails comes back as ``UNENCODABLE``, for the caller to count; it never
-raises, so it never takes the rest of its push with it.
+encodes. A record nested deeper than ``jsonsafe.MAX_DEPTH`` that the C encoder did take is
+capped the same way, since receivers' parsers are not as patient. An event that still fails
+comes back as ``UNENCODABLE``, for the caller to count; it never raises, so it never takes the
+rest of its push with it.
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ class Transformer:
                 if tenant_id:
                     entry += f',"tenant_id":{_quote(tenant_id)}'
             if fields is not None:
-                entry += f',"record":{self._dump(fields)}'
+                entry += f',"record":{jsonsafe.capped(self._dump(fields), fields)}'
             return entry + "}"
         except Exception as exc:
             if _sanitized:

@@ -112,6 +112,16 @@ def test_dumps_and_text_of_survive_cycles() -> None:
     strict(jsonsafe.dumps({"c": cyclic}))
 
 
+def test_text_depth_and_capped() -> None:
+    assert jsonsafe.text_depth('{"a":["[[[[", {"b": []}]}') == 4
+    assert jsonsafe.text_depth('"no containers"') == 0
+    value = json.loads("[" * 900 + "]" * 900)
+    encoded = json.dumps(value, separators=(",", ":"))
+    assert depth(strict(jsonsafe.capped(encoded, value))) == jsonsafe.MAX_DEPTH
+    shallow = {"a": "{" * 100}
+    assert jsonsafe.capped(json.dumps(shallow), shallow) == json.dumps(shallow)
+
+
 def test_text_of_matches_json_for_ordinary_values() -> None:
     value = {"a": [1, 2.5, None, True, False, "é\n\"", {"b": {}}], "": []}
     assert jsonsafe.text_of(value) == json.dumps(value, separators=(",", ":"))
@@ -215,7 +225,7 @@ HOSTILE_RECORDS = [
     {"message": "m", "p99": float("nan"), "v": float("inf")},
     {"message": "m", "n": 10**5000},
     {"message": "m", "x": jsonsafe.loads(VERY_DEEP)},
-    {"message": "m", "x": json.loads("[" * 900 + "]" * 900)},  # C encodes it as it is
+    {"message": "m", "x": json.loads("[" * 900 + "]" * 900)},  # the C encoder takes it
     {"message": "m", "x": jsonsafe.loads(DEEP)},
     {"message": SURROGATE * 3},
     {(1, 2): "tuple key", 3: "int key"},
@@ -230,6 +240,8 @@ def test_every_hostile_record_encodes_as_strict_json(
 ) -> None:
     result = entry(transformer, record)
     assert result["log_type"] == "function" and isinstance(result["message"], str)
+    # no deeper than receivers' parsers go, whatever this Python's C encoder can write
+    assert depth(result) <= jsonsafe.MAX_DEPTH + 1
     # and the stream goes on
     assert entry(transformer, "next line\n")["message"] == "next line"
 

@@ -154,6 +154,7 @@ def test_transformer_encodes_any_hostile_event_as_strict_json(event: dict[str, o
     encoded = transformer.encode(event)
     assert encoded is not None and encoded != UNENCODABLE  # all of these are encodable
     assert encoded.isascii()
+    assert jsonsafe.text_depth(encoded) <= jsonsafe.MAX_DEPTH + 1  # what receivers can parse
     entry = strict_loads(encoded)
     assert isinstance(entry, dict) and isinstance(entry["message"], str)
     assert json.loads(transformer.encode(VALID[0]) or "{}")["message"] == "still flowing"
