@@ -1,0 +1,137 @@
+"""The built layer under SnapStart and Lambda Managed Instances, in the sandbox.
+
+SnapStart: init, a long freeze (the snapshot), then a restore that leaves every connection
+opened before the snapshot dead. The first batch after the restore must go out on a fresh
+connection without a failure being counted or logged, and the restore events arrive rendered
+as CloudWatch shows them.
+
+Managed Instances: no ``platform.runtimeDone`` and a ``platform.report`` with ``durationMs``
+only: handled without a warning.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests.e2e.test_extension import all_output, messages, run
+from tools.lambda_sandbox import Sandbox, snapstart
+from tools.lambda_sandbox.receiver import Receiver
+
+__all__ = ["run"]  # a fixture, used by name
+
+# The init waits (bounded) until the receiver holds the init line: the extension has then a
+# kept-alive connection to it when the snapshot is taken.
+APP = r'''
+import os, time
+print("init-line")
+record = os.environ.get("RECEIVED_FILE")
+deadline = time.monotonic() + 5
+while record and time.monotonic() < deadline and os.path.getsize(record) == 0:
+    time.sleep(0.01)
+
+def handler(event, context):
+    for i in range(event.get("lines", 1)):
+        print(f"handler-line-{i}")
+    time.sleep(event.get("sleep", 0))
+    return {}
+'''
+
+
+@pytest.fixture
+def code_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "code"
+    directory.mkdir()
+    (directory / "app.py").write_text(APP)
+    return directory
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[Receiver]:
+    with Receiver(tmp_path, strict=True) as running:
+        yield running
+
+
+def problems(sandbox: Sandbox) -> list[str]:
+    return [line for line in all_output(sandbox).splitlines()
+            if "[EXTENSION] WARNING" in line or "[EXTENSION] ERROR" in line]
+
+
+def extension_environment(sandbox: Sandbox) -> dict[str, str]:
+    pid = sandbox.pids()["lambda-logs-http"]
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
+@pytest.mark.timeout(60)
+def test_after_a_snapstart_restore_the_first_batch_goes_out_on_a_fresh_connection(
+    run: Callable[..., Sandbox], receiver: Receiver
+) -> None:
+    reason = snapstart.can_break_connections()
+    if reason:
+        pytest.skip(f"SnapStart's dead connections cannot be simulated here: {reason}")
+    sandbox = run({"HTTP_BATCH_MAX_AGE_MS": "50", "RECEIVED_FILE": str(receiver.record)},
+                  snapstart=True, snapshot_freeze_s=1.5)
+    before = receiver.requests()
+    assert before and "init-line" in messages(receiver)  # sent during init, kept alive
+    environment = extension_environment(sandbox)
+    assert environment["AWS_LAMBDA_INITIALIZATION_TYPE"] == "snap-start"
+    assert environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"].startswith("http://127.0.0.1:")
+    assert environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+    assert "AWS_ACCESS_KEY_ID" not in environment
+
+    result = sandbox.invoke({"lines": 3})
+    assert result.status == "success"
+    [restore] = sandbox.restores
+    assert restore.broken >= 1 and restore.broken == restore.connections  # the receiver's
+    got = messages(receiver)  # frozen again: all of this came before the release
+    assert {"handler-line-0", "handler-line-1", "handler-line-2",
+            f"END RequestId: {result.request_id}"} <= set(got)
+    assert any(m.startswith("RESTORE_START Runtime Version: python:") for m in got)
+    assert any(m.startswith("RESTORE_REPORT Restore Duration: ") and m.endswith(" ms")
+               for m in got)
+    after = receiver.requests()[len(before):]
+    assert after
+    assert {r["peer_port"] for r in after}.isdisjoint(r["peer_port"] for r in before)
+
+    later = sandbox.invoke({})
+    sandbox.shutdown()
+    reports = [m for m in messages(receiver) if m.startswith("REPORT RequestId:")]
+    first = next(m for m in reports if result.request_id in m)
+    assert "Restore Duration:" in first and "Init Duration" not in first
+    assert any(later.request_id in m for m in reports)
+    assert problems(sandbox) == []  # the stale connection was replaced, not a failure
+    summary = [line for line in all_output(sandbox).splitlines() if "shutdown summary:" in line]
+    assert len(summary) == 1 and "retried=0" in summary[0] and "dropped=0" in summary[0]
+    assert receiver.refused() == []
+
+
+@pytest.mark.timeout(60)
+def test_managed_instances_report_and_no_runtime_done_raise_no_warning(
+    run: Callable[..., Sandbox], receiver: Receiver
+) -> None:
+    sandbox = run(managed_instances=True, max_concurrency=2)
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(sandbox.invoke({"sleep": 0.2})))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 2
+    types = [e["type"] for e in sandbox.telemetry_events]
+    assert "platform.runtimeDone" not in types and types.count("platform.report") == 2
+    reports = [e["record"] for e in sandbox.telemetry_events if e["type"] == "platform.report"]
+    assert all(set(r["metrics"]) == {"durationMs"} for r in reports)
+    sandbox.shutdown()
+    got = messages(receiver)
+    assert got.count("handler-line-0") == 2
+    assert len([m for m in got if m.startswith("REPORT RequestId:")]) == 2
+    assert all("\tBilled Duration" not in m for m in got if m.startswith("REPORT"))
+    assert problems(sandbox) == []
+    summary = [line for line in all_output(sandbox).splitlines() if "shutdown summary:" in line]
+    assert len(summary) == 1 and "dropped=0" in summary[0]
