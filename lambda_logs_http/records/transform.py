@@ -103,7 +103,6 @@ class Transformer:
         try:
             event_type = event.get("type")
             record = event.get("record")
-            tenant_id = None
             if event_type in (FUNCTION, EXTENSION):
                 log_type = event_type
                 if type(record) is str:
@@ -118,15 +117,11 @@ class Transformer:
                     )  # fmt: skip
                 if not request_id and log_type == FUNCTION:
                     request_id = self._current_request_id
-                if fields is not None:
-                    tenant_id = fields.get(TENANT_KEY)
             else:
                 log_type = "platform"
                 name = event_type if isinstance(event_type, str) else UNKNOWN_PLATFORM
                 level, message, request_id = platform_events.render(name, record)
                 fields = record if isinstance(record, dict) else None
-                if fields is not None:
-                    tenant_id = fields.get(TENANT_KEY)
                 if self._attribute_requests:
                     if name == START:
                         self._current_request_id = request_id
@@ -141,12 +136,23 @@ class Transformer:
             )
             if request_id:
                 entry += f',"request_id":{_quote(request_id)}'
-            if tenant_id or self._tenants:
-                tenant_id = self._tenant(request_id, tenant_id)
+            # Tenant isolation: the record's own tenantId, else its request's. A text line
+            # with no tenant seen yet pays one check more than before tenants existed.
+            if fields is not None:
+                tenant_id = fields.get(TENANT_KEY)
+                if tenant_id or self._tenants:
+                    tenant_id = self._tenant(request_id, tenant_id)
+                    if tenant_id:
+                        entry += f',"tenant_id":{_quote(tenant_id)}'
+                dumped = self._dump(fields)
+                # Deeper than receivers parse? Two counts at C speed clear almost every record.
+                if dumped.count("{") + dumped.count("[") > jsonsafe.MAX_DEPTH:
+                    dumped = jsonsafe.capped(dumped, fields)
+                entry += f',"record":{dumped}'
+            elif self._tenants and request_id:
+                tenant_id = self._tenants.get(request_id)
                 if tenant_id:
                     entry += f',"tenant_id":{_quote(tenant_id)}'
-            if fields is not None:
-                entry += f',"record":{jsonsafe.capped(self._dump(fields), fields)}'
             return entry + "}"
         except Exception as exc:
             if _sanitized:
