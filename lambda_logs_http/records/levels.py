@@ -80,13 +80,12 @@ def parse_text(line: str) -> Parsed:
     if text[:1] == "{" and text[-1:] == "}":
         try:
             fields = _decode(text)
-        except (ValueError, RecursionError):
-            # Nested too deep for the C decoder, an integer too long for int(), a raw control
-            # character in a string, or not JSON at all: the careful decoder tells them apart.
-            try:
-                fields = jsonsafe.loads(text)
-            except ValueError:
-                fields = None
+        except json.JSONDecodeError as error:
+            # Not JSON (a printed Python dict, say) costs one failed parse, as it always did;
+            # a raw control character in a string is JSON enough for the careful decoder.
+            fields = _careful(text) if error.msg.startswith("Invalid control") else None
+        except (ValueError, RecursionError):  # an integer too long for int(); too deep
+            fields = _careful(text)
         if isinstance(fields, dict):
             return parse_fields(fields)
     match = _PREFIX.match(text)
@@ -115,6 +114,13 @@ def parse_fields(fields: Mapping[str, object]) -> Parsed:
         text = jsonsafe.dumps(fields if message is None else message)
     request_id = fields.get("requestId") or fields.get("request_id") or fields.get("aws_request_id")
     return level, text, request_id if isinstance(request_id, str) else "", fields
+
+
+def _careful(text: str) -> object:
+    try:
+        return jsonsafe.loads(text)
+    except ValueError:
+        return None
 
 
 def _text(value: object) -> str:
