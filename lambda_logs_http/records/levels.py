@@ -101,7 +101,9 @@ def parse_fields(fields: Mapping[str, object]) -> Parsed:
         fields.get("level") or fields.get("levelname") or fields.get("severity")
         or fields.get("log.level")
     ) or DEFAULT_LEVEL  # fmt: skip
-    message = fields.get("message", fields.get("msg"))
+    message = fields.get("message")
+    if message is None:
+        message = fields.get("msg")
     if message is None and "errorMessage" in fields:
         # Lambda's JSON record for an unhandled exception has no "message".
         error_type = fields.get("errorType")

@@ -78,23 +78,25 @@ def _runtime_done(record: Record) -> str:
 def _report(record: Record) -> str:
     parts = [f"REPORT RequestId: {record.get('requestId', '')}"]
     # Lambda Managed Instances report only durationMs: show the metrics that are present.
-    for label, metric, unit in _REPORT_METRICS:
-        value = _metric(record, metric)
-        if value is not None:
-            shown = _ms(value) if unit == "ms" and not metric.startswith("billed") else value
-            parts.append(f"{label}: {shown} {unit}")
+    metrics = record.get("metrics")
+    if isinstance(metrics, dict):
+        for label, metric, unit, fractional in _REPORT_METRICS:
+            value = metrics.get(metric)
+            if value is not None:
+                parts.append(f"{label}: {_ms(value) if fractional else value} {unit}")
     return "\t".join(parts) + _status(record)
 
 
+# (label, metric, unit, shown with two decimals): billed durations are whole milliseconds.
 _REPORT_METRICS = (
-    ("Duration", "durationMs", "ms"),
-    ("Billed Duration", "billedDurationMs", "ms"),
-    ("Memory Size", "memorySizeMB", "MB"),
-    ("Max Memory Used", "maxMemoryUsedMB", "MB"),
-    ("Init Duration", "initDurationMs", "ms"),
+    ("Duration", "durationMs", "ms", True),
+    ("Billed Duration", "billedDurationMs", "ms", False),
+    ("Memory Size", "memorySizeMB", "MB", False),
+    ("Max Memory Used", "maxMemoryUsedMB", "MB", False),
+    ("Init Duration", "initDurationMs", "ms", True),
     # SnapStart: the restore is billed with the first invocation after it.
-    ("Restore Duration", "restoreDurationMs", "ms"),
-    ("Billed Restore Duration", "billedRestoreDurationMs", "ms"),
+    ("Restore Duration", "restoreDurationMs", "ms", True),
+    ("Billed Restore Duration", "billedRestoreDurationMs", "ms", False),
 )
 
 
