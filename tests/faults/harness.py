@@ -114,7 +114,9 @@ class Tally:
                     break  # not complete yet: read it next time
                 self._offset += len(line)
                 request = json.loads(line)
-                key = request["headers"].get("Idempotency-Key", "")
+                headers = request["headers"]
+                # Receivers other than the capture one may record header names lower-cased.
+                key = headers.get("Idempotency-Key", headers.get("idempotency-key", ""))
                 repeated = bool(key) and key in keys
                 keys.add(key)
                 self.requests += 1

@@ -111,6 +111,19 @@ def test_keep_alive_across_framings(server: ScriptedServer) -> None:
     assert server.connections == 1
 
 
+@pytest.mark.parametrize("option", [b"keep-alive", b"Keep-Alive", b"KEEP-ALIVE"])
+def test_http_1_0_keep_alive_in_any_case_keeps_the_connection(
+    server: ScriptedServer, option: bytes
+) -> None:
+    """Connection options are case-insensitive: an HTTP/1.0 answer saying ``Keep-Alive`` keeps
+    the connection (was: a reconnect, and a TLS handshake, per batch)."""
+    reply = b"HTTP/1.0 200 OK\r\nConnection: " + option + b"\r\nContent-Length: 0\r\n\r\n"
+    server.replies += [reply, reply]
+    transport = HttpTransport(server.url, Auth())
+    assert [transport.send(b"{}", {}, 5).ok for _ in range(2)] == [True, True]
+    assert server.connections == 1
+
+
 @pytest.mark.parametrize(
     "closing_reply",
     [
