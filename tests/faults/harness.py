@@ -103,6 +103,10 @@ class Tally:
         """Markers of lines never printed (would mean corruption or a counting bug)."""
         self._keys: set[str] = set()
 
+    def skip_existing(self) -> None:
+        """Count only what the receiver records from now on (a second run against it)."""
+        self._offset = self.record.stat().st_size if self.record.exists() else 0
+
     def update(self, expected: Mapping[int, int]) -> None:
         """Read what the receiver recorded since the last call."""
         keys = self._keys

@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
     print(f"\n{len(rows)} rows. delivered: distinct function lines at the receiver before each "
           "invocation was released (frozen after the last one) / printed. runtimeDone → next: "
           "the push carrying platform.runtimeDone → the extension's /event/next. receiver RT: "
-          "POSTs of the extension's last body from the test on a kept-alive connection after "
+          "POSTs of the extension's median-size body from the test on a kept-alive connection after "
           "the same idle time, TCP_QUICKACK re-armed after each request; http.client RT: the "
           "same without it. Pass needs all delivered, no duplicates, runtimeDone → next "
           f"≤ receiver RT + {SLACK_MS:.0f} ms, and through a proxy, the proxy having seen the "
