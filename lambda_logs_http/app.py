@@ -96,10 +96,12 @@ def build(settings: Settings, client: ExtensionsClient, registration: Registrati
     )
     listener = TelemetryListener(
         settings.telemetry.listener_port,
-        lambda events: worker.submit(events, wake=False),
+        lambda events, body_bytes: worker.submit(events, body_bytes, wake=False),
         progress,
         stats,
         wake_sink=worker.wake,
+        # Lambda pushes at most maxItems events; twice that leaves room for any rounding.
+        max_events=2 * settings.telemetry.max_items,
     )
     return Extension(settings, client, listener, worker, progress, stats)
 

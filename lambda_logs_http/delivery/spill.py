@@ -95,17 +95,25 @@ class SpillStore:
     def can_hold(self, size: int) -> bool:
         return size <= self.max_bytes
 
-    def write(self, batch_id: str, records: int, payload: bytes) -> list[int]:
-        """Store one batch; return the record counts of the oldest files dropped to make room."""
+    def write(
+        self, batch_id: str, records: int, payload: bytes, keep: str | None = None
+    ) -> list[int]:
+        """Store one batch; return the record counts of the oldest files dropped to make room
+        (never ``keep``: the file whose batch is being sent)."""
         import json
 
         header = json.dumps({"format": FORMAT, "batch_id": batch_id, "records": records,
                              "spilled_at": time.time()}).encode()  # fmt: skip
         data = header + b"\n" + payload
         dropped = []
-        while self._files and self._bytes + len(data) > self.max_bytes:
-            dropped.append(self._files[0][2])
-            self.remove_oldest()
+        while self._bytes + len(data) > self.max_bytes:
+            victims = [i for i, (path, _, _) in enumerate(self._files) if path != keep]
+            if not victims:
+                break
+            path, size, count = self._files.pop(victims[0])
+            self._bytes -= size
+            _remove(path)
+            dropped.append(count)
         name = f"{time.time_ns():020d}-{batch_id}{SUFFIX}"
         path = os.path.join(self.directory, name)
         temporary = path + ".tmp"

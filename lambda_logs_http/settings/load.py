@@ -78,6 +78,12 @@ TELEMETRY_TIMEOUT_MS_RANGE = (25, 30_000)
 TELEMETRY_TYPES = STREAMS
 LOG_LEVELS = ("debug", "info", "warning", "warn", "error")
 DEFAULT_SPILL_DIR = "/tmp/lambda-logs-http"
+# One send may take this long, all of it (connect, TLS, request, answer): a healthy receiver
+# answers a 1 MB batch in well under a second even across regions; past 10 s a new connection
+# is likelier to help than more waiting (a dead NAT mapping, a receiver that hung). It holds
+# nothing up meanwhile: pushes keep being taken in, and invocations are released at the flush
+# budget whatever a send is doing.
+DEFAULT_TIMEOUT_SECONDS = 10.0
 LAMBDA_PORT = 9001  # the Runtime and Extensions APIs' own port
 # Which variable holds each value an auth strategy may take (see http.auth).
 AUTH_FIELD_VARIABLES = {
@@ -121,7 +127,9 @@ def _endpoint(env: Mapping[str, str]) -> Endpoint:
         raise ConfigError(HTTP_CA_BUNDLE, f"no such file {ca_bundle!r}")
     return parse_endpoint(
         env.get(HTTP_ENDPOINT, ""),
-        timeout_seconds=parse.number(env, HTTP_TIMEOUT_SECONDS, 30.0, minimum=0.001),
+        timeout_seconds=parse.number(
+            env, HTTP_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS, minimum=0.001
+        ),
         tls_verify=parse.boolean(env, HTTP_TLS_VERIFY, True),
         ca_bundle=ca_bundle,
         proxy_env=env,

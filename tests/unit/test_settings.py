@@ -25,7 +25,7 @@ def test_defaults() -> None:
         "logs.example.com", 443, "/ingest",
     )  # fmt: skip
     assert cfg.auth.kind == "none"
-    assert cfg.endpoint.timeout_seconds == 30.0
+    assert cfg.endpoint.timeout_seconds == 10.0
     assert cfg.delivery.test_mode is False
     assert cfg.endpoint.tls_verify is True
     assert cfg.telemetry.listener_port == 4243

@@ -119,7 +119,7 @@ def test_http_1_0_keep_alive_in_any_case_keeps_the_connection(
     the connection (was: a reconnect, and a TLS handshake, per batch)."""
     reply = b"HTTP/1.0 200 OK\r\nConnection: " + option + b"\r\nContent-Length: 0\r\n\r\n"
     server.replies += [reply, reply]
-    transport = HttpTransport(server.url, Auth())
+    transport = HttpTransport(endpoint(server.url), Auth())
     assert [transport.send(b"{}", {}, 5).ok for _ in range(2)] == [True, True]
     assert server.connections == 1
 

@@ -20,7 +20,9 @@ import uuid
 
 MARKER = b"bench-rec"
 RECORDS_PER_PUSH = 1000
-DISTINCT_PUSHES = 8
+# More than the pushes the extension remembers to recognise one Lambda sends again (32): a
+# stream that repeated a push within that window would be taken for Lambda's re-sends.
+DISTINCT_PUSHES = 40
 
 _MESSAGES = (
     ("INFO", "bench-rec {i} GET /api/v1/orders/{i} 200 12.{m}ms user=u-{u} region=eu-west-1"),
