@@ -199,8 +199,13 @@ class HttpTransport(Transport):
                 # An error answer cut short by a reset (the server closed with our body still
                 # unread): the status is what counts, with whatever of the text arrived.
                 detail, whole = connection.reader.read(connection.reader.buffered), False
+            unasked = connection.reader.buffered  # bytes beyond the answer: nothing we asked for
             if status >= 300 or not whole or not keeps_alive(response_headers) or ask_first:
                 # Drain nothing more: an error body may be huge, and reconnecting is cheap.
+                self.close()
+            elif unasked:
+                # The receiver sent more than one answer (an extra, unasked response): whatever
+                # follows would be taken for the answer to our next request. Start afresh.
                 self.close()
         except MalformedResponse as exc:
             self.close()

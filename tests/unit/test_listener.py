@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import http.client
 import json
+import select
 import socket
 import struct
 import termios
@@ -410,3 +411,31 @@ def test_no_wake_for_a_push_that_was_refused() -> None:
         assert post(listener, json.dumps(EVENTS).encode()) == 503
         assert post(listener, b"not json") == 400
     assert wakes == []
+
+
+def test_a_request_dripped_a_byte_at_a_time_is_closed_at_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The partial-request limit counts from the request's first byte: a peer that sends a
+    byte just before each idle timeout would otherwise hold the connection for ever."""
+    from lambda_logs_http.listener import loop
+
+    monkeypatch.setattr(loop, "PARTIAL_IDLE_SECONDS", 1.0)
+    with serving(Sink()) as listener, socket.create_connection(
+        (listener.host, listener.port), timeout=5
+    ) as sock:
+        started = time.monotonic()
+        request = b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + b" " * 99
+        closed = False
+        for byte in request:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            ready = select.select([sock], [], [], 0.3)[0]  # a byte every 0.3 s, < the limit
+            if ready and sock.recv(100) in (b"",):
+                closed = True
+                break
+        assert closed
+        assert 0.9 < time.monotonic() - started < 2.5

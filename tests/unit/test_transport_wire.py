@@ -228,3 +228,17 @@ def test_a_trickling_answer_cannot_outlast_the_timeout(server: ScriptedServer) -
     result = HttpTransport(endpoint(server.url), Auth()).send(b"{}", {}, 1.0)
     assert time.monotonic() - started < 1.5
     assert (result.ok, result.retryable) == (False, True) and "timed out" in result.error
+
+
+def test_an_unasked_answer_after_the_answer_is_never_taken_for_the_next_one(
+    server: ScriptedServer,
+) -> None:
+    """A receiver that answers twice (in one write): the second answer is nothing we asked
+    for; were the connection reused, it would be taken for the next request's answer."""
+    unavailable = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+    server.replies += [OK + OK, unavailable]
+    transport = HttpTransport(endpoint(server.url), Auth())
+    assert transport.send(b"{}", {}, 5).ok
+    second = transport.send(b"{}", {}, 5)
+    assert (second.ok, second.status) == (False, 503)  # the real answer, not the stale 200
+    assert server.connections == 2
