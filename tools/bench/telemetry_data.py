@@ -69,6 +69,18 @@ def function_pushes(request_id: str) -> list[bytes]:
             for k in range(DISTINCT_PUSHES)]
 
 
+def tiny_pushes(request_id: str, events_per_push: int) -> list[bytes]:
+    """``DISTINCT_PUSHES`` bodies of ``events_per_push`` tiny function records (~40 bytes each):
+    the push shape that costs the most memory per byte once parsed."""
+    bodies = []
+    for k in range(DISTINCT_PUSHES):
+        first = k * events_per_push
+        events = [{"time": iso(1_700_000_000.0 + (first + n) / 1000), "type": "function",
+                   "record": f"bench-rec {first + n}\n"} for n in range(events_per_push)]
+        bodies.append(encode(events))
+    return bodies
+
+
 def platform_start(request_id: str) -> bytes:
     return encode([{"time": iso(time.time()), "type": "platform.start",
                     "record": {"requestId": request_id, "version": "$LATEST"}}])
