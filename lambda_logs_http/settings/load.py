@@ -6,7 +6,9 @@ failing later on every batch. Values Lambda itself limits (the Telemetry bufferi
 with a warning instead, since the intent is clear.
 
 Every number has a range (``RANGES``; the README's configuration table says why each bound is
-where it is), so that no setting can make a send overflow or a wait never end.
+where it is), so that no setting can make a send overflow or a wait never end. Every credential
+is handed to ``log.add_secrets`` first of all, before anything is validated, so that no line
+the extension prints can show one — not even the error that refuses it.
 
 This runs before the extension registers: it imports nothing heavy, because every millisecond
 here is added to the function's cold start.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 
+from .. import log
 from ..http import auth
 from ..lambda_api.events import STREAMS
 from . import parse
@@ -69,6 +72,7 @@ from .names import (
     MANAGED_INSTANCES,
 )
 from .parse import ConfigError
+from .proxy import HTTP_PROXY, HTTPS_PROXY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -128,6 +132,7 @@ def strict_requested(environ: Mapping[str, str]) -> bool:
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse and validate the environment (``os.environ`` by default) into ``Settings``."""
     env = os.environ if environ is None else environ
+    log.add_secrets(_secrets(env))
     strict = parse.boolean(env, HTTP_STRICT_CONFIG, False)
     warnings: list[str] = []
     batching = _batching(env)
@@ -142,6 +147,19 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         strict=strict,
         warnings=tuple(warnings),
     )
+
+
+def _secrets(env: Mapping[str, str]) -> list[str]:
+    """Every credential in ``env``, in the forms the extension itself may send or show."""
+    values = parse.secret_values(env, (HTTP_AUTH_CREDENTIALS,))
+    credentials = env.get(HTTP_AUTH_CREDENTIALS, "")
+    if credentials:
+        values.append(f"{env.get(HTTP_AUTH_USERNAME, '')}:{credentials}")  # what Basic encodes
+    values.extend(v for v in parse.query_values(env.get(HTTP_ENDPOINT, "")) if len(v) >= 8)
+    for name in (HTTPS_PROXY, HTTP_PROXY):
+        for spelling in (name, name.lower()):
+            values.extend(parse.userinfo_values(env.get(spelling, "")))
+    return values
 
 
 def _endpoint(env: Mapping[str, str]) -> Endpoint:
