@@ -142,8 +142,7 @@ class Backlog:
             return
         try:
             dropped = self.spill.write(batch.batch_id, len(batch), payload)
-        except OSError as exc:
-            log.error(f"could not spill a batch to {self.spill.directory}: {exc}")
+        except OSError:  # logged by the store, once per streak of failures (a full disk)
             self._ledger.dropped(batch, "buffer_full")
             return
         self._ledger.spilled(batch)

@@ -73,14 +73,15 @@ class Pipeline:
         """A pipeline with its sender, spill directory (opened: an earlier process's files are
         found) and backlog; ``clocks`` are ``clock``, ``sleep``, ``now_epoch`` and ``rng``."""
         clock = clocks.get("clock", time.monotonic)
-        spill = SpillStore(delivery.spill_dir, delivery.max_spill_bytes)
+        ledger = Ledger(stats, progress)
+        # Invalid files found there are moved aside, and their records counted as dropped.
+        spill = SpillStore(delivery.spill_dir, delivery.max_spill_bytes, ledger.dropped_records)
         recovered = spill.open() if spill.max_bytes else 0
         if recovered:
             log.info(
                 f"found {recovered} batches ({spill.records} records) spilled to "
                 f"{spill.directory} by an earlier run; sending them first"
             )
-        ledger = Ledger(stats, progress)
         return cls(
             batching,
             delivery.holds_invocations,
