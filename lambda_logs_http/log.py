@@ -84,10 +84,11 @@ def _registered() -> tuple[str, ...]:
             forms = set(_secrets)
             for value in set(_pending):
                 forms.update(encoded_forms(value))
-            _pending.clear()
             # Longest first: a form that contains another (a token, and the token in base64 of
-            # a "user:token" pair) is replaced whole.
+            # a "user:token" pair) is replaced whole. Published before _pending is emptied: a
+            # thread reading both at once always finds the new forms in one or the other.
             _secrets = tuple(sorted(forms, key=len, reverse=True))
+            _pending.clear()
     return _secrets
 
 
