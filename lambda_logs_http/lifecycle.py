@@ -98,6 +98,9 @@ class Extension:
         ``open_gate``)."""
         import threading
 
+        # A thread's own loop catches and logs its errors; anything that escapes one still goes
+        # through our log (one line, scrubbed of secrets), never a traceback on stderr.
+        threading.excepthook = _report_thread_error
         telemetry_settings = self.settings.telemetry
         self.gate = threading.Event()
         self.listener.bind()
@@ -237,6 +240,11 @@ class Extension:
             log.info(f"shutdown summary: {self.stats.summary()}")
             sys.stdout.flush()
             os._exit(0)
+
+
+def _report_thread_error(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else "a thread"
+    log.error(f"{name} failed: {args.exc_type.__name__}: {args.exc_value}")
 
 
 def _idle_until_shutdown(client: ExtensionsClient) -> int:

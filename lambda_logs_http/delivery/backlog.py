@@ -94,6 +94,7 @@ class Backlog:
         self._spilled_head: SpilledBatch | None = None
         self._ready: deque[Batch] = deque()
         self._in_flight: AnyBatch | None = None
+        self._spill_full_streak = 0  # spills in a row that had to drop older files
         self.memory_bytes = 0  # the bytes of the batches in ``_ready``
 
     def __bool__(self) -> bool:
@@ -208,8 +209,7 @@ class Backlog:
         keep = in_flight.path if in_flight is not None and in_flight is self._spilled_head else None
         try:
             dropped = self.spill.write(batch.batch_id, len(batch), payload, keep=keep)
-        except OSError as exc:
-            log.error(f"could not spill a batch to {self.spill.directory}: {exc}")
+        except OSError:  # logged by the store, once per streak of failures (a full disk)
             self._ledger.dropped(batch, "buffer_full")
             return
         self._ledger.spilled(batch)
@@ -218,7 +218,14 @@ class Backlog:
                 self._spilled_head = None  # it may have been one of the files dropped
             for records in dropped:
                 self._ledger.dropped_records("spill_full", records)
-            log.error(
-                f"spill directory full ({self.spill.max_bytes} bytes): dropped the "
-                f"oldest {sum(dropped)} records"
-            )
+            self._spill_full_streak += 1
+            if self._spill_full_streak == 1:  # one line a streak: the summary has the count
+                log.error(
+                    f"spill directory full ({self.spill.max_bytes} bytes): dropping the oldest "
+                    f"records to make room ({sum(dropped)} so far; repeats are logged at debug "
+                    "level, the total is in the shutdown summary as spill_full)"
+                )
+            elif log.enabled(log.DEBUG):
+                log.debug(f"spill directory still full: dropped the oldest {sum(dropped)} records")
+        else:
+            self._spill_full_streak = 0

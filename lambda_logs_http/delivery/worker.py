@@ -84,14 +84,15 @@ def assemble(
     from .sending import SendLoop
     from .spill import SpillStore
 
-    spill = SpillStore(delivery.spill_dir, delivery.max_spill_bytes)
+    ledger = Ledger(stats, progress)
+    # Invalid files found there are moved aside, and their records counted as dropped.
+    spill = SpillStore(delivery.spill_dir, delivery.max_spill_bytes, ledger.dropped_records)
     recovered = spill.open() if spill.max_bytes else 0
     if recovered:
         log.info(
             f"found {recovered} batches ({spill.records} records) spilled to "
             f"{spill.directory} by an earlier run; sending them first"
         )
-    ledger = Ledger(stats, progress)
     backlog = Backlog(spill, delivery.max_buffer_bytes, ledger)
     sender = Sender(transport, batching, timeout_seconds, clock)
     sending = SendLoop(sender, backlog, ledger, stats, transformer, clock, now_epoch, rng)

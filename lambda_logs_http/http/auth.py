@@ -4,7 +4,9 @@ A strategy only adds headers to a request; it never sees queues or connections. 
 request it signs (method, URL and body as sent, after compression), which a signing strategy
 needs and the others ignore. It takes plain values, never the settings: ``required`` and
 ``optional`` name the values it takes (fields of ``settings.model.Auth``), so the settings can
-refuse a half-configured strategy at start and build any strategy the same way. Adding a
+refuse a half-configured strategy at start and build any strategy the same way; ``in_header``
+and ``forbidden`` say which values it sends verbatim in a header and what they must not hold,
+so that a value it could not send is refused at start rather than on every batch. Adding a
 strategy is one class and one line in ``STRATEGIES``.
 
 Imported before the extension registers (the settings check the registry): it imports nothing.
@@ -35,6 +37,10 @@ class Auth:
 
     required: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
+    # The values sent as they are as a header value (Latin-1 text without control characters).
+    in_header: tuple[str, ...] = ()
+    # Characters a value must not hold, by value.
+    forbidden: dict[str, str] = {}  # noqa: RUF012 (read-only class data)
 
     def apply(self, headers: dict[str, str], request: Request = NO_REQUEST) -> None:
         """Add this strategy's headers to ``headers`` (the request's others) in place."""
@@ -48,6 +54,7 @@ class BasicAuth(Auth):
     """``Authorization: Basic base64(username:credentials)`` (RFC 7617)."""
 
     required = ("username", "credentials")
+    forbidden = {"username": ":"}  # noqa: RUF012 (RFC 7617: the first ':' ends the user name)
 
     def __init__(self, username: str, credentials: str) -> None:
         import base64  # only this strategy needs it
@@ -66,6 +73,7 @@ class BearerAuth(Auth):
     """``Authorization: Bearer <credentials>`` (RFC 6750)."""
 
     required = ("credentials",)
+    in_header = ("credentials",)
 
     def __init__(self, credentials: str) -> None:
         self._value = f"Bearer {credentials}"
@@ -82,6 +90,7 @@ class ApiKeyAuth(Auth):
 
     required = ("credentials",)
     optional = ("header_name",)
+    in_header = ("credentials",)
 
     def __init__(self, credentials: str, header_name: str = "") -> None:
         self._header = header_name or DEFAULT_API_KEY_HEADER

@@ -342,7 +342,7 @@ class HttpTransport(Transport):
         name = proxy.variable if proxy else "the proxy"
         shown = proxy.display if proxy else ""
         what = "refused its credentials" if status == 407 else "refused the tunnel"
-        text = detail.decode("utf-8", "replace").strip().replace("\n", " ")[:200]
+        text = log.excerpt(detail.decode("utf-8", "replace").strip().replace("\n", " "), 200)
         error = f"the proxy {shown} ({name}) {what}: HTTP {status}" + (f": {text}" if text else "")
         return SendResult(False, status, True, error, needs_fix=True, kind=PROXY)
 
