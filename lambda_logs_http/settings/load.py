@@ -6,7 +6,9 @@ failing later on every batch. Values Lambda itself limits (the Telemetry bufferi
 with a warning instead, since the intent is clear.
 
 This runs before the extension registers: it imports nothing heavy, because every millisecond
-here is added to the function's cold start.
+here is added to the function's cold start. Two steps wait until after the register call, in
+``settings.secrets``: the values of settings that come from AWS (``secret_sources`` only finds
+which do), and ``HTTP_HEADERS``, which needs ``json`` (``Auth.headers`` stays empty here).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from .names import (
     HTTP_AUTH_HEADER_NAME,
     HTTP_AUTH_TYPE,
     HTTP_AUTH_USERNAME,
+    HTTP_AWS_SIGV4_REGION,
+    HTTP_AWS_SIGV4_SERVICE,
     HTTP_BATCH_MAX_AGE_MS,
     HTTP_CA_BUNDLE,
     HTTP_COMPRESSION,
@@ -64,12 +68,16 @@ from .names import (
     HTTP_TIMEOUT_SECONDS,
     HTTP_TLS_VERIFY,
     MANAGED_INSTANCES,
+    SECRET_SETTINGS,
+    SECRET_SUFFIXES,
 )
 from .parse import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from ..aws.sources import SecretSource
 
 # Lambda's own limits for the Telemetry API buffering (telemetry-api reference).
 TELEMETRY_MAX_ITEMS_RANGE = (1_000, 10_000)
@@ -84,7 +92,11 @@ AUTH_FIELD_VARIABLES = {
     "username": HTTP_AUTH_USERNAME,
     "credentials": HTTP_AUTH_CREDENTIALS,
     "header_name": HTTP_AUTH_HEADER_NAME,
+    "aws_service": HTTP_AWS_SIGV4_SERVICE,
+    "aws_region": HTTP_AWS_SIGV4_REGION,
 }
+# A SigV4 service or region name: lower-case letters, digits and dashes.
+_AWS_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
 def is_managed_instances(environ: Mapping[str, str]) -> bool:
@@ -97,14 +109,32 @@ def strict_requested(environ: Mapping[str, str]) -> bool:
     return parse.text(environ, HTTP_STRICT_CONFIG).lower() in parse.TRUE
 
 
+def secret_sources(environ: Mapping[str, str]) -> dict[str, SecretSource]:
+    """The settings whose value comes from AWS (``aws.sources``), by setting; {} for none.
+
+    Pure: nothing is fetched (``settings.secrets`` does it, after the register call). A setting
+    given twice (plainly and by a source, or by two sources) or half a source is a
+    ``ConfigError``. ``aws.sources`` is imported only when a suffixed variable is present.
+    """
+    if not any(s + suffix in environ for s in SECRET_SETTINGS for suffix in SECRET_SUFFIXES):
+        return {}
+    from ..aws import sources
+
+    try:
+        return sources.find_sources(environ, SECRET_SETTINGS)
+    except sources.SourceConfigError as exc:
+        raise ConfigError(exc.variable, str(exc)) from None
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse and validate the environment (``os.environ`` by default) into ``Settings``."""
     env = os.environ if environ is None else environ
     warnings: list[str] = []
     batching = _batching(env)
+    endpoint = _endpoint(env)
     return Settings(
-        endpoint=_endpoint(env),
-        auth=_auth(env),
+        endpoint=endpoint,
+        auth=_auth(env, endpoint),
         batching=batching,
         telemetry=_telemetry(env, warnings),
         delivery=_delivery(env, batching),
@@ -128,7 +158,7 @@ def _endpoint(env: Mapping[str, str]) -> Endpoint:
     )
 
 
-def _auth(env: Mapping[str, str]) -> Auth:
+def _auth(env: Mapping[str, str], endpoint: Endpoint) -> Auth:
     kind = parse.text(env, HTTP_AUTH_TYPE).lower() or "none"
     strategy = auth.STRATEGIES.get(kind)
     if strategy is None:
@@ -139,7 +169,11 @@ def _auth(env: Mapping[str, str]) -> Auth:
         "username": env.get(HTTP_AUTH_USERNAME, ""),
         "credentials": env.get(HTTP_AUTH_CREDENTIALS, ""),
         "header_name": parse.text(env, HTTP_AUTH_HEADER_NAME),
+        "aws_service": "",
+        "aws_region": "",
     }
+    if kind == auth.AWS_SIGV4:
+        values["aws_service"], values["aws_region"] = _sigv4_scope(env, endpoint)
     for field in strategy.required:
         if not values[field]:
             raise ConfigError(
@@ -151,7 +185,39 @@ def _auth(env: Mapping[str, str]) -> Auth:
     header_name = values["header_name"]
     if header_name and not parse.is_token(header_name):
         raise ConfigError(HTTP_AUTH_HEADER_NAME, f"{header_name!r} is not a valid header name")
-    return Auth(kind=kind, **values)
+    return Auth(kind=kind, headers=(), **values)
+
+
+def _sigv4_scope(env: Mapping[str, str], endpoint: Endpoint) -> tuple[str, str]:
+    """``aws_sigv4``'s service (given, else inferred from the endpoint's host) and region."""
+    service = parse.text(env, HTTP_AWS_SIGV4_SERVICE).lower()
+    if not service:
+        from ..aws.sigv4 import infer_service  # imports nothing; only for this auth type
+
+        service = infer_service(endpoint.host)
+        if not service:
+            raise ConfigError(
+                HTTP_AWS_SIGV4_SERVICE,
+                f"cannot be inferred from the host {endpoint.host}: set it to the service the "
+                "receiver checks signatures for (execute-api for API Gateway, lambda for a "
+                "function URL, es or aoss for OpenSearch, aps for Managed Prometheus)",
+            )
+    region = (
+        parse.text(env, HTTP_AWS_SIGV4_REGION).lower()
+        or parse.text(env, AWS_REGION)
+        or parse.text(env, AWS_DEFAULT_REGION)
+    )
+    if not region:
+        raise ConfigError(
+            HTTP_AWS_SIGV4_REGION,
+            f"is not set, nor is {AWS_REGION}: set it to the receiver's region, e.g. eu-west-1",
+        )
+    for variable, value in ((HTTP_AWS_SIGV4_SERVICE, service), (HTTP_AWS_SIGV4_REGION, region)):
+        if not set(value) <= _AWS_NAME_CHARACTERS:
+            raise ConfigError(
+                variable, f"{value!r} is not an AWS name (lower-case letters, digits, dashes)"
+            )
+    return service, region
 
 
 def _batching(env: Mapping[str, str]) -> Batching:
