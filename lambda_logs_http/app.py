@@ -18,7 +18,7 @@ from .lambda_api.client import LocalHttpError
 from .lambda_api.events import INVOKE, SHUTDOWN
 from .lambda_api.extensions import ExtensionsApiError, ExtensionsClient, Registration
 from .settings import names
-from .settings.load import is_managed_instances, load, secret_sources, strict_requested
+from .settings.load import is_managed_instances, load, names_secret_sources, strict_requested
 from .settings.parse import ConfigError
 
 TYPE_CHECKING = False
@@ -48,16 +48,15 @@ def run(environ: Mapping[str, str] | None = None, name: str | None = None) -> in
         )
         return 1
 
-    # 1. Read the settings; those that come from AWS are only found (fetched after register,
-    #    and then the settings are loaded).
+    # 1. Read the settings, unless some come from AWS: then all are read after register.
     settings: Settings | None = None
     error: ConfigError | None = None
-    try:
-        sources = secret_sources(env)
-        if not sources:
+    from_aws = names_secret_sources(env)
+    if not from_aws:
+        try:
             settings = load(env)
-    except ConfigError as exc:
-        sources, error = {}, exc
+        except ConfigError as exc:
+            error = exc
 
     # 2. Register: unconfigured, or on Managed Instances (INVOKE is refused there), only for
     #    SHUTDOWN, so the function is never held by an extension that cannot help it.
@@ -73,12 +72,12 @@ def run(environ: Mapping[str, str] | None = None, name: str | None = None) -> in
     # 3. While the function's runtime starts: the values from AWS, HTTP_HEADERS, credentials.
     credentials = None
     what = ""
-    if error is None and (sources or _completes_after_register(env, settings)):
+    if error is None and (from_aws or _completes_after_register(env, settings)):
         from .settings.secrets import SecretUnavailable, complete
 
         try:
             settings, credentials = complete(
-                env, sources, settings, function_name=registration.function_name
+                env, settings, function_name=registration.function_name
             )
         except SecretUnavailable as exc:
             error, what = exc, f"could not read {exc.setting} from AWS"

@@ -121,7 +121,8 @@ class AwsSigV4Auth(Auth):
     fetches new credentials only before they expire.
     """
 
-    required = ("aws_service", "aws_region")
+    required = ("aws_region",)
+    optional = ("aws_service",)  # inferred from the host after register when not given
     runtime = ("aws_credentials",)
 
     def __init__(
@@ -133,6 +134,8 @@ class AwsSigV4Auth(Auth):
     ) -> None:
         import time
 
+        if not aws_service:
+            raise ValueError("aws_sigv4 needs the service to sign for (settings.load infers it)")
         self._service = aws_service
         self._region = aws_region
         self._credentials = aws_credentials

@@ -6,9 +6,11 @@ failing later on every batch. Values Lambda itself limits (the Telemetry bufferi
 with a warning instead, since the intent is clear.
 
 This runs before the extension registers: it imports nothing heavy, because every millisecond
-here is added to the function's cold start. Two steps wait until after the register call, in
-``settings.secrets``: the values of settings that come from AWS (``secret_sources`` only finds
-which do), and ``HTTP_HEADERS``, which needs ``json`` (``Auth.headers`` stays empty here).
+here is added to the function's cold start. What costs more waits until after the register
+call (``settings.secrets.complete``): the settings that come from AWS (before register,
+``names_secret_sources`` only tells that some do, without an import; then the whole environment
+is loaded after), ``HTTP_HEADERS``, which needs ``json`` (``Auth.headers`` stays empty here), and
+inferring ``aws_sigv4``'s service from the host (``infer_sigv4_service``).
 """
 
 from __future__ import annotations
@@ -109,14 +111,21 @@ def strict_requested(environ: Mapping[str, str]) -> bool:
     return parse.text(environ, HTTP_STRICT_CONFIG).lower() in parse.TRUE
 
 
+def names_secret_sources(environ: Mapping[str, str]) -> bool:
+    """Whether a variable names an AWS source for a setting (``<VAR>_SECRET_ARN``...).
+
+    Before register, instead of ``secret_sources``: a dozen lookups, and no import.
+    """
+    return any(s + suffix in environ for s in SECRET_SETTINGS for suffix in SECRET_SUFFIXES)
+
+
 def secret_sources(environ: Mapping[str, str]) -> dict[str, SecretSource]:
     """The settings whose value comes from AWS (``aws.sources``), by setting; {} for none.
 
-    Pure: nothing is fetched (``settings.secrets`` does it, after the register call). A setting
-    given twice (plainly and by a source, or by two sources) or half a source is a
-    ``ConfigError``. ``aws.sources`` is imported only when a suffixed variable is present.
+    Pure: nothing is fetched (``settings.secrets`` does it). A setting given twice (plainly and
+    by a source, or by two sources) or half a source is a ``ConfigError``.
     """
-    if not any(s + suffix in environ for s in SECRET_SETTINGS for suffix in SECRET_SUFFIXES):
+    if not names_secret_sources(environ):
         return {}
     from ..aws import sources
 
@@ -131,10 +140,9 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     warnings: list[str] = []
     batching = _batching(env)
-    endpoint = _endpoint(env)
     return Settings(
-        endpoint=endpoint,
-        auth=_auth(env, endpoint),
+        endpoint=_endpoint(env),
+        auth=_auth(env),
         batching=batching,
         telemetry=_telemetry(env, warnings),
         delivery=_delivery(env, batching),
@@ -158,7 +166,7 @@ def _endpoint(env: Mapping[str, str]) -> Endpoint:
     )
 
 
-def _auth(env: Mapping[str, str], endpoint: Endpoint) -> Auth:
+def _auth(env: Mapping[str, str]) -> Auth:
     kind = parse.text(env, HTTP_AUTH_TYPE).lower() or "none"
     strategy = auth.STRATEGIES.get(kind)
     if strategy is None:
@@ -173,7 +181,7 @@ def _auth(env: Mapping[str, str], endpoint: Endpoint) -> Auth:
         "aws_region": "",
     }
     if kind == auth.AWS_SIGV4:
-        values["aws_service"], values["aws_region"] = _sigv4_scope(env, endpoint)
+        values["aws_service"], values["aws_region"] = _sigv4_scope(env)
     for field in strategy.required:
         if not values[field]:
             raise ConfigError(
@@ -188,20 +196,32 @@ def _auth(env: Mapping[str, str], endpoint: Endpoint) -> Auth:
     return Auth(kind=kind, headers=(), **values)
 
 
-def _sigv4_scope(env: Mapping[str, str], endpoint: Endpoint) -> tuple[str, str]:
-    """``aws_sigv4``'s service (given, else inferred from the endpoint's host) and region."""
-    service = parse.text(env, HTTP_AWS_SIGV4_SERVICE).lower()
-    if not service:
-        from ..aws.sigv4 import infer_service  # imports nothing; only for this auth type
+def infer_sigv4_service(settings: Settings) -> Settings:
+    """``settings`` with ``aws_sigv4``'s service inferred from the endpoint's host when
+    ``HTTP_AWS_SIGV4_SERVICE`` left it empty; ``ConfigError`` when the host does not tell.
 
-        service = infer_service(endpoint.host)
-        if not service:
-            raise ConfigError(
-                HTTP_AWS_SIGV4_SERVICE,
-                f"cannot be inferred from the host {endpoint.host}: set it to the service the "
-                "receiver checks signatures for (execute-api for API Gateway, lambda for a "
-                "function URL, es or aoss for OpenSearch, aps for Managed Prometheus)",
-            )
+    Called after register (``settings.secrets``): ``aws.sigv4`` is not imported before it.
+    """
+    auth_section = settings.auth
+    if auth_section.kind != auth.AWS_SIGV4 or auth_section.aws_service:
+        return settings
+    from ..aws.sigv4 import infer_service
+
+    host = settings.endpoint.host
+    service = infer_service(host)
+    if not service:
+        raise ConfigError(
+            HTTP_AWS_SIGV4_SERVICE,
+            f"cannot be inferred from the host {host}: set it to the service the receiver "
+            "checks signatures for (execute-api for API Gateway, lambda for a function URL, "
+            "es or aoss for OpenSearch, aps for Managed Prometheus)",
+        )
+    return settings.replace(auth=auth_section.replace(aws_service=service))
+
+
+def _sigv4_scope(env: Mapping[str, str]) -> tuple[str, str]:
+    """``aws_sigv4``'s service ("" when to be inferred, ``infer_sigv4_service``) and region."""
+    service = parse.text(env, HTTP_AWS_SIGV4_SERVICE).lower()
     region = (
         parse.text(env, HTTP_AWS_SIGV4_REGION).lower()
         or parse.text(env, AWS_REGION)
@@ -213,7 +233,7 @@ def _sigv4_scope(env: Mapping[str, str], endpoint: Endpoint) -> tuple[str, str]:
             f"is not set, nor is {AWS_REGION}: set it to the receiver's region, e.g. eu-west-1",
         )
     for variable, value in ((HTTP_AWS_SIGV4_SERVICE, service), (HTTP_AWS_SIGV4_REGION, region)):
-        if not set(value) <= _AWS_NAME_CHARACTERS:
+        if value and not set(value) <= _AWS_NAME_CHARACTERS:
             raise ConfigError(
                 variable, f"{value!r} is not an AWS name (lower-case letters, digits, dashes)"
             )

@@ -4,15 +4,17 @@ Lambda starts the function's runtime only once every extension has registered, s
 runs after the register call and before the Telemetry subscription, overlapping the runtime's
 own init (``app.run``):
 
-1. Each setting whose value comes from AWS (found before register by ``load.secret_sources``)
-   is fetched: one call (Secrets Manager, SSM or KMS, ``aws.services``) with a 2 s timeout and
-   one retry on throttling or a 5xx, signed with the function's credentials and sent through
-   ``http.request`` (the receiver's proxy settings apply).
+1. Which settings come from AWS (``load.secret_sources``: before register, only
+   ``load.names_secret_sources`` looked, so that ``aws.sources`` is not imported before it);
+   each is fetched: one call (Secrets Manager, SSM or KMS, ``aws.services``) with a 2 s timeout
+   and one retry on throttling or a 5xx, signed with the function's credentials and sent
+   through ``http.request`` (the receiver's proxy settings apply).
 2. The settings are loaded from the environment with each fetched value in place of its source
    variables, so it is validated by the same code as a plain value; an error about it quotes
    none of it.
 3. ``HTTP_HEADERS`` is parsed (``settings.headers``: it needs ``json``).
-4. For ``HTTP_AUTH_TYPE=aws_sigv4``, the function's credentials must be there.
+4. For ``HTTP_AUTH_TYPE=aws_sigv4``: the service inferred from the host when not given, and
+   the function's credentials checked to be there.
 
 A failure raises ``ConfigError`` (``SecretUnavailable`` when AWS did not give the value), whose
 text names the variable, AWS's error code and the fix; the extension then stays a no-op
@@ -29,7 +31,7 @@ from .. import log
 from ..aws.errors import AwsError
 from ..http.auth import AWS_SIGV4
 from .headers import parse_headers
-from .load import load
+from .load import infer_sigv4_service, load, secret_sources
 from .names import AWS_LAMBDA_FUNCTION_NAME, HTTP_AUTH_TYPE, HTTP_ENDPOINT, HTTP_HEADERS
 from .parse import ConfigError
 
@@ -59,8 +61,7 @@ class SecretUnavailable(ConfigError):
 
 def complete(
     environ: Mapping[str, str],
-    sources: Mapping[str, SecretSource],
-    settings: Settings | None,
+    settings: Settings | None = None,
     *,
     function_name: str = "",
     request: Request | None = None,
@@ -68,18 +69,21 @@ def complete(
 ) -> tuple[Settings, CredentialsProvider | None]:
     """The final settings, and the credentials provider when something signs with it.
 
-    ``settings`` is what ``load`` gave before register (None when ``sources`` is not empty:
-    then they are loaded here). ``request`` (tests) replaces ``http.request.HttpRequester``
+    ``settings`` is what ``load`` gave before register, or None (when a setting comes from
+    AWS: then they are loaded here). ``request`` (tests) replaces ``http.request.HttpRequester``
     for the AWS calls; ``credentials`` (tests) the provider built from ``environ``.
     """
+    sources = secret_sources(environ)
     values: dict[str, str] = {}
     if sources:
         credentials = credentials or provider(environ)
         values = fetch(environ, sources, credentials, function_name=function_name, request=request)
         environ = with_values(environ, sources, values)
         settings = _load_fetched(environ, sources, values)
-    assert settings is not None
+    elif settings is None:
+        settings = load(environ)
     if settings.auth.kind == AWS_SIGV4:
+        settings = infer_sigv4_service(settings)
         credentials = credentials or provider(environ)
         if not credentials.source:
             raise ConfigError(

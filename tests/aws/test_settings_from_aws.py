@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from lambda_logs_http.settings.load import load, secret_sources
+from lambda_logs_http.settings.load import secret_sources
 from lambda_logs_http.settings.parse import ConfigError
 from lambda_logs_http.settings.secrets import SecretUnavailable, complete
 from tests.aws.conftest import (
@@ -32,9 +32,7 @@ RECEIVER = "https://logs.example.com/ingest"
 
 def settings_from(env: dict[str, str]):  # type: ignore[no-untyped-def]
     """What app.run does: find the sources before register, complete after it."""
-    sources = secret_sources(env)
-    settings = None if sources else load(env)
-    return complete(env, sources, settings, function_name=FUNCTION_NAME)[0]
+    return complete(env, function_name=FUNCTION_NAME)[0]
 
 
 def failure(env: dict[str, str]) -> ConfigError:

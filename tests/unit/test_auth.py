@@ -11,7 +11,7 @@ import pytest
 
 from lambda_logs_http.aws.credentials import Credentials
 from lambda_logs_http.http import auth
-from lambda_logs_http.settings.load import AUTH_FIELD_VARIABLES, load
+from lambda_logs_http.settings.load import AUTH_FIELD_VARIABLES, infer_sigv4_service, load
 from lambda_logs_http.settings.parse import ConfigError
 
 BASE = {"HTTP_ENDPOINT": "https://x/"}
@@ -150,7 +150,9 @@ def test_aws_sigv4_without_credentials_fails_the_send_not_the_worker() -> None:
 
 def test_aws_sigv4_settings_infer_the_service_and_default_the_region() -> None:
     env = {"HTTP_AUTH_TYPE": "aws_sigv4", "AWS_REGION": "eu-west-1"}
-    settings = load({**env, "HTTP_ENDPOINT": "https://abc.lambda-url.eu-west-1.on.aws/"}).auth
+    loaded = load({**env, "HTTP_ENDPOINT": "https://abc.lambda-url.eu-west-1.on.aws/"})
+    assert (loaded.auth.aws_service, loaded.auth.aws_region) == ("", "eu-west-1")
+    settings = infer_sigv4_service(loaded).auth  # after register (no aws.sigv4 import before)
     assert (settings.aws_service, settings.aws_region) == ("lambda", "eu-west-1")
     given = load({**env, "HTTP_ENDPOINT": "https://logs.example.com/",
                   "HTTP_AWS_SIGV4_SERVICE": "execute-api", "HTTP_AWS_SIGV4_REGION": "us-west-2"})
@@ -172,5 +174,5 @@ def test_aws_sigv4_settings_errors_name_the_variable(
     env: dict[str, str], variable: str, words: str
 ) -> None:
     with pytest.raises(ConfigError) as error:
-        load({"HTTP_AUTH_TYPE": "aws_sigv4", "AWS_REGION": "eu-west-1", **env})
+        infer_sigv4_service(load({"HTTP_AUTH_TYPE": "aws_sigv4", "AWS_REGION": "eu-west-1", **env}))
     assert error.value.variable == variable and words in str(error.value)
