@@ -80,7 +80,7 @@ def run(environ: Mapping[str, str] | None = None, name: str | None = None) -> in
                 env, settings, function_name=registration.function_name
             )
         except SecretUnavailable as exc:
-            error, what = exc, f"could not read {exc.setting} from AWS"
+            error, what = exc, f"could not read {exc.setting} from AWS ({exc.code})"
         except ConfigError as exc:
             error = exc
     if settings is None or error is not None:

@@ -174,3 +174,21 @@ def test_through_the_receivers_proxy_and_exempted_by_no_proxy(moto: Moto, tmp_pa
         refused = {**env, "HTTP_PROXY": f"http://127.0.0.1:{proxy.port}"}  # no credentials
         error = failure(refused)  # the proxy's 407 (it closes at once): no answer from AWS
         assert getattr(error, "code", "") == "EndpointUnreachable"
+
+
+def test_an_endpoint_that_never_answers_costs_the_two_second_timeout(moto: Moto) -> None:
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # the kernel accepts; nothing ever answers
+    env = bearer(moto, HTTP_AUTH_CREDENTIALS_SECRET_ARN="plain-token",
+                 AWS_ENDPOINT_URL=f"http://127.0.0.1:{silent.getsockname()[1]}")
+    started = time.monotonic()
+    try:
+        error = failure(env)
+    finally:
+        silent.close()
+    assert getattr(error, "code", "") == "Timeout" and "did not answer in time" in str(error)
+    assert 1.9 < time.monotonic() - started < 3.0
