@@ -137,7 +137,7 @@ def fetch(
         from ..http.request import HttpRequester
 
         request = requester = HttpRequester(environ)
-    name = function_name or environ.get(AWS_LAMBDA_FUNCTION_NAME, "")
+    name = environ.get(AWS_LAMBDA_FUNCTION_NAME, "") or function_name
     client = AwsClient(environ, request, credentials.get)
     values = {}
     try:
