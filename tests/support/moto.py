@@ -67,6 +67,18 @@ class Moto:
             raise AssertionError(f"aws {' '.join(args[:2])} failed: {done.stderr[-2000:]}")
         return json.loads(done.stdout or "{}")
 
+    def enforce_iam(self, enforced: bool) -> None:
+        """Turn moto's signature and IAM checks on or off (``/moto-api/reset-auth``). Off for
+        deployments: under them moto refuses every Lambda REST GET (``get-function``, waiters)
+        with SignatureDoesNotMatch, which AWS itself accepts."""
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", method="POST",
+                                         data=b"0" if enforced else b"inf",
+                                         headers={"Content-Type": "text/plain"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            answer.read()
+
     def environ(self, **extra: str) -> dict[str, str]:
         """A function's environment as Lambda sets it, pointed at this server."""
         return {"AWS_REGION": REGION, "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
@@ -139,16 +151,18 @@ SKIP_REASON = ("needs moto_server and the aws CLI next to this Python: "
 
 
 @contextmanager
-def running_moto(home: Path) -> Iterator[Moto]:
+def running_moto(home: Path, *, managed_policies: bool = False) -> Iterator[Moto]:
     """``moto_server`` on a free port, seeded; stopped (its process group) on exit.
-    Raises ``RuntimeError`` when it does not start."""
+    ``managed_policies``: load AWS's managed IAM policies (``AWSLambdaBasicExecutionRole``...),
+    which a deployment attaches; slower to start. Raises ``RuntimeError`` when it does not start."""
     log_path = home / "moto.log"
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={"PATH": "/usr/bin:/bin", "HOME": str(home), "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
+            env={"PATH": "/usr/bin:/bin", "HOME": str(home), "INITIAL_NO_AUTH_ACTION_COUNT": "3",
+                 "MOTO_IAM_LOAD_MANAGED_POLICIES": "true" if managed_policies else "false"},
             start_new_session=True,
         )
     try:
