@@ -111,11 +111,16 @@ def complete(
 def provider(environ: Mapping[str, str]) -> CredentialsProvider:
     """The function's credentials: the environment's, else the container endpoint's (fetched
     directly, never through a proxy, as the AWS SDKs do)."""
-    from ..aws.credentials import CredentialsProvider
-    from ..http.request import HttpRequester
+    from ..aws.credentials import AWS_CONTAINER_CREDENTIALS_FULL_URI, CredentialsProvider
 
+    request = None
+    if environ.get(AWS_CONTAINER_CREDENTIALS_FULL_URI, "").strip():
+        # Only the container endpoint needs HTTP (``socket``...): not imported for the keys.
+        from ..http.request import HttpRequester
+
+        request = HttpRequester(environ, direct=True)
     try:
-        return CredentialsProvider(environ, HttpRequester(environ, direct=True))
+        return CredentialsProvider(environ, request)
     except AwsError as error:
         raise ConfigError(error.variable or HTTP_AUTH_TYPE, error.message) from None
 

@@ -59,7 +59,7 @@ def variants(moto: Any) -> dict[str, dict[str, str]]:
         "HTTP_HEADERS (plain)": {**bearer, **aws, TOKEN_SETTING: PLAIN_TOKEN,
                                  "HTTP_HEADERS": '{"X-Scope-OrgID": "team-a"}'},
         "aws_sigv4": {**aws, "HTTP_AUTH_TYPE": "aws_sigv4",
-                      "HTTP_ENDPOINT": "https://abc123.execute-api.us-east-1.amazonaws.com/p"},
+                      "HTTP_AWS_SIGV4_SERVICE": "execute-api"},
     }
 
 
@@ -115,19 +115,24 @@ def table(samples: dict[str, InitSamples], trips: dict[str, float]) -> list[str]
     base = samples["plain token"]
     base_register = statistics.median(base.register) if base.register else None
     base_ready = statistics.median(base.ready) if base.ready else None
+    base_cpu = statistics.median(base.cpu) if base.cpu else None
     rows = ["| token from | register (ms) | first /event/next (ms) | ready added | AWS round "
-            "trip | added - round trip | failures |", "|---|---|---|---|---|---|---|"]
+            "trip | added - round trip | CPU until idle (ms) | failures |",
+            "|---|---|---|---|---|---|---|---|"]
     for name, s in samples.items():
         register = statistics.median(s.register) if s.register else None
         ready = statistics.median(s.ready) if s.ready else None
         added = ready - base_ready if ready is not None and base_ready is not None else None
         trip = trips.get(name)
         rest = added - trip if added is not None and trip is not None else None
+        cpu = statistics.median(s.cpu) if s.cpu else None
+        cpu_added = (f" ({cpu - base_cpu:+.1f})"
+                     if cpu is not None and base_cpu is not None and s is not base else "")
         moved = (f" ({register - base_register:+.1f})"
                  if register is not None and base_register is not None and s is not base else "")
         rows.append(f"| {name} | {fmt_ms(register)}{moved} | {fmt_ms(ready)} | "
                     f"{fmt_ms(added) if s is not base else '—'} | {fmt_ms(trip)} | "
-                    f"{fmt_ms(rest)} | {len(s.failures)} |")
+                    f"{fmt_ms(rest)} | {fmt_ms(cpu)}{cpu_added} | {len(s.failures)} |")
     return rows
 
 
