@@ -148,8 +148,9 @@ class HttpRequester:
             raise ConnectionError(f"bad HTTP response: {exc}") from None
         except OSError as exc:
             self._discard(connection)
-            timed_out = isinstance(exc, TimeoutError) or type(exc).__name__ == "timeout"
-            if connection.reader.received == received_before and not timed_out:
+            if type(exc).__name__ == "timeout" and not isinstance(exc, TimeoutError):
+                raise TimeoutError(str(exc)) from None  # socket.timeout before Python 3.10
+            if connection.reader.received == received_before and not isinstance(exc, TimeoutError):
                 raise _BrokeBeforeAnswer(exc) from None
             raise
         except BaseException:

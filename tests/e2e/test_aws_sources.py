@@ -10,6 +10,7 @@ give the documented line and leave the function working.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +33,8 @@ from tests.unit.aws.http_support import Reply, scripted_server
 from tools.lambda_sandbox import FunctionSpec, Sandbox
 from tools.lambda_sandbox.config import FAKE_CREDENTIALS
 
+# As in test_extension.py: E2E_EXTENSION_PYTHON runs the extension on another interpreter.
+EXTENSION_PYTHON = os.environ.get("E2E_EXTENSION_PYTHON", "")
 APP = '''
 def handler(event, context):
     n = event.get("n", 0)
@@ -54,7 +57,9 @@ def run(real_layer: Path, code_dir: Path, tmp_path: Path) -> Iterator[Callable[.
     made: list[Sandbox] = []
 
     def start(env: dict[str, str], *, expect_init: bool = True, **options: Any) -> Sandbox:
-        settings = {"HTTP_LISTENER_PORT": "0", "HTTP_SPILL_DIR": str(tmp_path / "spill"), **env}
+        settings = {"HTTP_LISTENER_PORT": "0", "HTTP_SPILL_DIR": str(tmp_path / "spill"),
+                    **({"LAMBDA_LOGS_HTTP_PYTHON": EXTENSION_PYTHON} if EXTENSION_PYTHON else {}),
+                    **env}
         sandbox = Sandbox(real_layer, FunctionSpec(handler="app.handler", code_dir=code_dir),
                           settings, function_name=FUNCTION_NAME, region=REGION, **options)
         made.append(sandbox)
