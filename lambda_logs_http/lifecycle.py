@@ -45,9 +45,13 @@ SPILL_RESERVE_SECONDS = 0.25
 REPORT_GRACE_SECONDS = 0.3
 
 
-def run_unconfigured(client: ExtensionsClient, error: ConfigError, *, strict: bool) -> int:
-    """Registered, but the settings are unusable: say so once, then do nothing until SHUTDOWN."""
-    log.error(f"configuration error: {error}")
+def run_unconfigured(
+    client: ExtensionsClient, error: ConfigError, *, strict: bool, what: str = ""
+) -> int:
+    """Registered, but the settings are unusable: say so once, then do nothing until SHUTDOWN.
+
+    ``what`` words the line's start ("configuration error" by default)."""
+    log.error(f"{what or 'configuration error'}: {error}")
     if strict:
         client.init_error("Extension.ConfigInvalid", str(error))
         return 1

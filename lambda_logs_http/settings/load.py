@@ -11,7 +11,11 @@ is handed to ``log.add_secrets`` first of all, before anything is validated, so 
 the extension prints can show one — not even the error that refuses it.
 
 This runs before the extension registers: it imports nothing heavy, because every millisecond
-here is added to the function's cold start.
+here is added to the function's cold start. What costs more waits until after the register
+call (``settings.secrets.complete``): the settings that come from AWS (before register,
+``names_secret_sources`` only tells that some do, without an import; then the whole environment
+is loaded after), ``HTTP_HEADERS``, which needs ``json`` (``Auth.headers`` stays empty here), and
+inferring ``aws_sigv4``'s service from the host (``infer_sigv4_service``).
 """
 
 from __future__ import annotations
@@ -42,10 +46,14 @@ from .names import (
     AWS_LAMBDA_FUNCTION_VERSION,
     AWS_LAMBDA_INITIALIZATION_TYPE,
     AWS_REGION,
+    AWS_SECRET_ACCESS_KEY,
+    AWS_SESSION_TOKEN,
     HTTP_AUTH_CREDENTIALS,
     HTTP_AUTH_HEADER_NAME,
     HTTP_AUTH_TYPE,
     HTTP_AUTH_USERNAME,
+    HTTP_AWS_SIGV4_REGION,
+    HTTP_AWS_SIGV4_SERVICE,
     HTTP_BATCH_MAX_AGE_MS,
     HTTP_CA_BUNDLE,
     HTTP_COMPRESSION,
@@ -60,6 +68,7 @@ from .names import (
     HTTP_MAX_BATCH_RECORDS,
     HTTP_MAX_BUFFER_BYTES,
     HTTP_MAX_SPILL_BYTES,
+    HTTP_PROXY,
     HTTP_SPILL_DIR,
     HTTP_STRICT_CONFIG,
     HTTP_TELEMETRY_MAX_BYTES,
@@ -69,14 +78,18 @@ from .names import (
     HTTP_TEST_MODE,
     HTTP_TIMEOUT_SECONDS,
     HTTP_TLS_VERIFY,
+    HTTPS_PROXY,
     MANAGED_INSTANCES,
+    SECRET_SETTINGS,
+    SECRET_SUFFIXES,
 )
 from .parse import ConfigError
-from .proxy import HTTP_PROXY, HTTPS_PROXY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from ..aws.sources import SecretSource
 
 # Lambda's own limits for the Telemetry API buffering (telemetry-api reference).
 TELEMETRY_MAX_ITEMS_RANGE = (1_000, 10_000)
@@ -117,7 +130,11 @@ AUTH_FIELD_VARIABLES = {
     "username": HTTP_AUTH_USERNAME,
     "credentials": HTTP_AUTH_CREDENTIALS,
     "header_name": HTTP_AUTH_HEADER_NAME,
+    "aws_service": HTTP_AWS_SIGV4_SERVICE,
+    "aws_region": HTTP_AWS_SIGV4_REGION,
 }
+# A SigV4 service or region name: lower-case letters, digits and dashes.
+_AWS_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
 def is_managed_instances(environ: Mapping[str, str]) -> bool:
@@ -133,6 +150,30 @@ def strict_requested(environ: Mapping[str, str]) -> bool:
     fail the function's init is exactly what such a value does not say.
     """
     return parse.text(environ, HTTP_STRICT_CONFIG).lower() in parse.TRUE
+
+
+def names_secret_sources(environ: Mapping[str, str]) -> bool:
+    """Whether a variable names an AWS source for a setting (``<VAR>_SECRET_ARN``...).
+
+    Before register, instead of ``secret_sources``: a dozen lookups, and no import.
+    """
+    return any(s + suffix in environ for s in SECRET_SETTINGS for suffix in SECRET_SUFFIXES)
+
+
+def secret_sources(environ: Mapping[str, str]) -> dict[str, SecretSource]:
+    """The settings whose value comes from AWS (``aws.sources``), by setting; {} for none.
+
+    Pure: nothing is fetched (``settings.secrets`` does it). A setting given twice (plainly and
+    by a source, or by two sources) or half a source is a ``ConfigError``.
+    """
+    if not names_secret_sources(environ):
+        return {}
+    from ..aws import sources
+
+    try:
+        return sources.find_sources(environ, SECRET_SETTINGS)
+    except sources.SourceConfigError as exc:
+        raise ConfigError(exc.variable, str(exc)) from None
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
@@ -165,6 +206,8 @@ def _secrets(env: Mapping[str, str]) -> list[str]:
     for name in (HTTPS_PROXY, HTTP_PROXY):
         for spelling in (name, name.lower()):
             values.extend(parse.userinfo_values(env.get(spelling, "")))
+    # The role's keys, which aws_sigv4 and the secret sources sign with.
+    values.extend(v for v in (env.get(AWS_SECRET_ACCESS_KEY), env.get(AWS_SESSION_TOKEN)) if v)
     return values
 
 
@@ -191,7 +234,11 @@ def _auth(env: Mapping[str, str]) -> Auth:
         "username": env.get(HTTP_AUTH_USERNAME, ""),
         "credentials": env.get(HTTP_AUTH_CREDENTIALS, ""),
         "header_name": parse.text(env, HTTP_AUTH_HEADER_NAME),
+        "aws_service": "",
+        "aws_region": "",
     }
+    if kind == auth.AWS_SIGV4:
+        values["aws_service"], values["aws_region"] = _sigv4_scope(env)
     for field in strategy.required:
         if not values[field]:
             raise ConfigError(
@@ -215,7 +262,51 @@ def _auth(env: Mapping[str, str]) -> Auth:
             )
     if values["header_name"]:
         parse.check_header_name(HTTP_AUTH_HEADER_NAME, values["header_name"])
-    return Auth(kind=kind, **values)
+    return Auth(kind=kind, headers=(), **values)
+
+
+def infer_sigv4_service(settings: Settings) -> Settings:
+    """``settings`` with ``aws_sigv4``'s service inferred from the endpoint's host when
+    ``HTTP_AWS_SIGV4_SERVICE`` left it empty; ``ConfigError`` when the host does not tell.
+
+    Called after register (``settings.secrets``): ``aws.sigv4`` is not imported before it.
+    """
+    auth_section = settings.auth
+    if auth_section.kind != auth.AWS_SIGV4 or auth_section.aws_service:
+        return settings
+    from ..aws.sigv4 import infer_service
+
+    host = settings.endpoint.host
+    service = infer_service(host)
+    if not service:
+        raise ConfigError(
+            HTTP_AWS_SIGV4_SERVICE,
+            f"cannot be inferred from the host {host}: set it to the service the receiver "
+            "checks signatures for (execute-api for API Gateway, lambda for a function URL, "
+            "es or aoss for OpenSearch, aps for Managed Prometheus)",
+        )
+    return settings.replace(auth=auth_section.replace(aws_service=service))
+
+
+def _sigv4_scope(env: Mapping[str, str]) -> tuple[str, str]:
+    """``aws_sigv4``'s service ("" when to be inferred, ``infer_sigv4_service``) and region."""
+    service = parse.text(env, HTTP_AWS_SIGV4_SERVICE).lower()
+    region = (
+        parse.text(env, HTTP_AWS_SIGV4_REGION).lower()
+        or parse.text(env, AWS_REGION)
+        or parse.text(env, AWS_DEFAULT_REGION)
+    )
+    if not region:
+        raise ConfigError(
+            HTTP_AWS_SIGV4_REGION,
+            f"is not set, nor is {AWS_REGION}: set it to the receiver's region, e.g. eu-west-1",
+        )
+    for variable, value in ((HTTP_AWS_SIGV4_SERVICE, service), (HTTP_AWS_SIGV4_REGION, region)):
+        if value and not set(value) <= _AWS_NAME_CHARACTERS:
+            raise ConfigError(
+                variable, f"{value!r} is not an AWS name (lower-case letters, digits, dashes)"
+            )
+    return service, region
 
 
 def _range(name: str) -> dict[str, float]:
