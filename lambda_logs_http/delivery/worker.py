@@ -132,7 +132,6 @@ class DeliveryWorker:
         self._stopped = False
         self._sender_stopping = False
         self._holding_back = False  # the worker leaves pushes queued until the sender makes room
-        self._flush_deadline: float | None = None
         self._flush_ingested = threading.Event()  # the worker took in all pushes of the flush
         self._built = threading.Event()  # the parts exist (or could not be built)
 
@@ -166,7 +165,6 @@ class DeliveryWorker:
         """
         if self._thread is None or not self._thread.is_alive():
             return False
-        self._flush_deadline = deadline
         self._inbox.signal(_FLUSH)
         if not self._built.wait(max(0.0, deadline - self._clock())):
             return False
