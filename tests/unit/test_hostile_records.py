@@ -354,8 +354,8 @@ def test_a_hostile_record_does_not_take_its_push_down(
 def test_the_listener_accepts_a_deep_push_and_notes_its_runtime_done() -> None:
     progress = InvocationProgress()
     pushed: list[list[dict[str, object]]] = []
-    listener = TelemetryListener(0, lambda events: pushed.append(events) or True, progress,
-                                 Stats())
+    listener = TelemetryListener(0, lambda events, _size: pushed.append(events) or True,
+                                 progress, Stats())
     assert listener.handle_body(push_body('{"x":' + VERY_DEEP + "}")) == 200
     assert len(pushed[0]) == 2
     # arrived (not delivered): the budget, counted from the arrival, ends the wait at once
