@@ -7,6 +7,9 @@ as CloudWatch shows them.
 
 Managed Instances: no ``platform.runtimeDone`` and a ``platform.report`` with ``durationMs``
 only: handled without a warning.
+
+Tenant isolation: every entry of a tenant's invocation carries its ``tenant_id``, in Text and
+JSON log formats alike.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ __all__ = ["run"]  # a fixture, used by name
 # The init waits (bounded) until the receiver holds the init line: the extension has then a
 # kept-alive connection to it when the snapshot is taken.
 APP = r'''
-import os, sys, time
+import logging, os, sys, time
 print("init-line")
 record = os.environ.get("RECEIVED_FILE")
 deadline = time.monotonic() + 5
@@ -43,6 +46,8 @@ def handler(event, context):
         # one write per line: on Managed Instances invocations run in threads side by side
         sys.stdout.write(f"handler-line-{i}\n")
         sys.stdout.flush()
+    if event.get("log"):
+        logging.getLogger().warning("handler-log")
     time.sleep(event.get("sleep", 0))
     return {}
 '''
@@ -141,6 +146,32 @@ def test_managed_instances_report_and_no_runtime_done_raise_no_warning(
     got = messages(receiver)
     assert got.count("handler-line-0") == 2
     assert all("\tBilled Duration" not in m for m in got if m.startswith("REPORT"))
+    assert all("tenant_id" not in e for e in receiver.entries())  # no tenant isolation here
     assert problems(sandbox) == []
     summary = [line for line in all_output(sandbox).splitlines() if "shutdown summary:" in line]
     assert len(summary) == 1 and "dropped=0" in summary[0]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("log_format", ["Text", "JSON"])
+def test_every_entry_of_a_tenants_invocation_names_the_tenant(
+    run: Callable[..., Sandbox], receiver: Receiver, log_format: str
+) -> None:
+    sandbox = run(log_format=log_format, tenant_id="tenant-blue")
+    results = [sandbox.invoke({"lines": 2, "log": True}) for _ in range(2)]
+    assert [r.status for r in results] == ["success", "success"]
+    sandbox.shutdown()
+    entries = receiver.entries()
+    for result in results:
+        mine = [e for e in entries if e.get("request_id") == result.request_id]
+        assert {"handler-line-0", "handler-line-1", "handler-log",
+                f"END RequestId: {result.request_id}"} <= {e["message"] for e in mine}
+        assert any(e["message"].startswith("START RequestId:") for e in mine)
+        assert any(e["message"].startswith("REPORT RequestId:") for e in mine)
+        assert {e.get("tenant_id") for e in mine} == {"tenant-blue"}, mine
+    # what belongs to no invocation (init, the subscription) names no tenant either
+    assert all("tenant_id" not in e for e in entries if "request_id" not in e)
+    if log_format == "JSON":  # the runtime's own JSON record names the tenant too
+        logged = [e for e in entries if e["message"] == "handler-log"]
+        assert logged and all(e["record"]["tenantId"] == "tenant-blue" for e in logged)
+    assert problems(sandbox) == []

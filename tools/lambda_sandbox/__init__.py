@@ -33,7 +33,7 @@ limit_cpu=False, log_format="Text", log_level=None, function_name="demo",
 function_version="$LATEST", region="us-east-1", account_id="123456789012", telemetry="full",
 freeze=True, managed_instances=False, max_concurrency=2, init_timeout_s=10.0,
 shutdown_timeout_s=2.0, runtime_shutdown_s=0.3, delivery=None, inherit_env=False,
-snapstart=False, snapshot_freeze_s=1.0)``
+snapstart=False, snapshot_freeze_s=1.0, tenant_id=None)``
 
 * ``layer_dir``: an unpacked layer; every executable in ``<layer_dir>/extensions/`` is started
   (sorted by name) with the layer laid at that directory (no ``/opt`` needed) and its
@@ -66,6 +66,9 @@ snapstart=False, snapshot_freeze_s=1.0)``
   (``AWS_CONTAINER_CREDENTIALS_FULL_URI`` + ``AWS_CONTAINER_AUTHORIZATION_TOKEN``) instead of
   ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``. ``sb.restores`` lists
   :class:`RestoreResult` records.
+* ``tenant_id``: tenant isolation — the one tenant this environment serves: the runtime gets
+  ``Lambda-Runtime-Aws-Tenant-Id`` with every invocation (awslambdaric's JSON logs then carry
+  ``tenantId``), and ``platform.start`` and ``platform.report`` carry ``tenantId``.
 * ``delivery``: :class:`DeliveryPolicy` for telemetry pushes (tries, per-try timeout, backoff).
 * ``inherit_env``: start processes from this process's environment instead of a minimal one.
 

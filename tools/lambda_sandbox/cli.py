@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="SnapStart: snapshot after init, restore at the first invoke")
     parser.add_argument("--snapshot-freeze", type=float, default=1.0, metavar="S",
                         help="with --snapstart: how long the snapshot stays frozen")
+    parser.add_argument("--tenant-id", metavar="ID",
+                        help="tenant isolation: the tenant this environment serves")
     parser.add_argument("--function-name", default="demo")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--quiet", action="store_true", help="do not print process output")
@@ -98,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           log_format=args.log_format, log_level=args.log_level,
                           function_name=args.function_name, telemetry=args.telemetry,
                           freeze=not args.no_freeze, managed_instances=args.managed_instances,
-                          snapstart=args.snapstart, snapshot_freeze_s=args.snapshot_freeze)
+                          snapstart=args.snapstart, snapshot_freeze_s=args.snapshot_freeze,
+                          tenant_id=args.tenant_id)
     except CpuShareUnavailable as exc:
         print(f"sandbox: {exc} (--no-cpu-limit)", file=sys.stderr)
         return 2

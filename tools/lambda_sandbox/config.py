@@ -173,6 +173,9 @@ class SandboxConfig:
     inherit_env: bool = False
     snapstart: bool = False
     snapshot_freeze_s: float = 1.0
+    # Tenant isolation: the one tenant this environment serves (None: not a tenant-isolated
+    # function).
+    tenant_id: str | None = None
     # The token the credentials endpoint wants (SnapStart): new for every sandbox.
     credentials_token: str = field(default_factory=lambda: secrets.token_hex(16))
 
@@ -193,6 +196,8 @@ class SandboxConfig:
             raise ValueError("snapstart and managed_instances exclude each other, as in Lambda")
         if not (self.snapshot_freeze_s >= 0 and math.isfinite(self.snapshot_freeze_s)):
             raise ValueError("snapshot_freeze_s must be a non-negative number of seconds")
+        if self.tenant_id is not None and not (0 < len(self.tenant_id) <= 256):
+            raise ValueError("tenant_id must be 1 to 256 characters, as in Lambda")
         if self.layer_dir is not None and not Path(self.layer_dir).is_dir():
             raise ValueError(f"layer_dir {self.layer_dir} is not a directory")
         if not self.function.resolved_code_dir().is_dir():

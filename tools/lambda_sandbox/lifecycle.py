@@ -133,6 +133,7 @@ class Sandbox:
         inherit_env: bool = False,
         snapstart: bool = False,
         snapshot_freeze_s: float = 1.0,
+        tenant_id: str | None = None,
     ) -> None:
         self.config = SandboxConfig(
             layer_dir=Path(layer_dir).resolve() if layer_dir is not None else None,
@@ -158,6 +159,7 @@ class Sandbox:
             inherit_env=inherit_env,
             snapstart=snapstart,
             snapshot_freeze_s=snapshot_freeze_s,
+            tenant_id=tenant_id,
         )
         # What tests inspect. Lists are appended from several threads (appends are atomic).
         self.function_output: list[str] = []
@@ -623,6 +625,7 @@ class Sandbox:
             cognito_identity=(json.dumps(cognito_identity)
                               if cognito_identity is not None else None),
             created_at=time.monotonic(),
+            tenant_id=cfg.tenant_id,
         )
 
     def _dispatch(self, invocation: Invocation) -> dict[str, int]:
@@ -631,7 +634,7 @@ class Sandbox:
         cfg = self.config
         self.hub.emit("platform.start", platform_events.start(
             request_id=invocation.request_id, version=cfg.function_version,
-            tracing=invocation.tracing))
+            tracing=invocation.tracing, tenant_id=invocation.tenant_id))
         invoke_event = {
             "eventType": EVENT_INVOKE,
             "deadlineMs": invocation.deadline_ms,
@@ -692,7 +695,8 @@ class Sandbox:
             memory_size_mb=cfg.memory_mb,
             max_memory_used_mb=sum(p.peak_rss_mb() for p in self._processes()),
             init_duration_ms=self._pending_init_ms,
-            restore_duration_ms=self._pending_restore_ms)
+            restore_duration_ms=self._pending_restore_ms,
+            tenant_id=invocation.tenant_id)
         self._pending_init_ms = None
         self._pending_restore_ms = None
         if cfg.managed_instances:

@@ -79,8 +79,13 @@ def init_report(*, initialization_type: str, phase: str, status: str, duration_m
     return _with_error(record, status, error_type)
 
 
-def start(*, request_id: str, version: str, tracing: Tracing) -> dict[str, Any]:
-    return {"requestId": request_id, "version": version, "tracing": tracing.for_platform()}
+def start(*, request_id: str, version: str, tracing: Tracing,
+          tenant_id: str | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {"requestId": request_id, "version": version,
+                              "tracing": tracing.for_platform()}
+    if tenant_id is not None:  # tenant isolation: start and report name the tenant
+        record["tenantId"] = tenant_id
+    return record
 
 
 def runtime_done(*, request_id: str, status: str, error_type: str | None, tracing: Tracing,
@@ -109,7 +114,8 @@ def runtime_done(*, request_id: str, status: str, error_type: str | None, tracin
 def report(*, request_id: str, status: str, error_type: str | None, duration_ms: float,
            memory_size_mb: int, max_memory_used_mb: int,
            init_duration_ms: float | None,
-           restore_duration_ms: float | None = None) -> dict[str, Any]:
+           restore_duration_ms: float | None = None,
+           tenant_id: str | None = None) -> dict[str, Any]:
     """The first report after a SnapStart restore carries the restore's duration (and its
     billed part) instead of an init duration."""
     metrics: dict[str, Any] = {
@@ -124,6 +130,8 @@ def report(*, request_id: str, status: str, error_type: str | None, duration_ms:
         metrics["restoreDurationMs"] = round(restore_duration_ms, 3)
         metrics["billedRestoreDurationMs"] = max(1, math.ceil(restore_duration_ms))
     record: dict[str, Any] = {"requestId": request_id, "metrics": metrics}
+    if tenant_id is not None:
+        record["tenantId"] = tenant_id
     return _with_error(record, status, error_type)
 
 

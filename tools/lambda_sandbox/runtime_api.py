@@ -49,6 +49,7 @@ class Invocation:
     response: bytes | None = None
     error: Any = None
     error_type: str | None = None
+    tenant_id: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -143,6 +144,8 @@ class RuntimeAPI:
             headers["Lambda-Runtime-Client-Context"] = invocation.client_context
         if invocation.cognito_identity:
             headers["Lambda-Runtime-Cognito-Identity"] = invocation.cognito_identity
+        if invocation.tenant_id:
+            headers["Lambda-Runtime-Aws-Tenant-Id"] = invocation.tenant_id
         return ApiResponse(200, invocation.payload, headers, caller="runtime")
 
     def restore_next(self, request: ApiRequest) -> ApiResponse:
