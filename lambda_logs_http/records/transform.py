@@ -37,6 +37,9 @@ TENANT_KEY = "tenantId"
 # the next invocation; on Managed Instances several run at once).
 _MAX_TENANTS = 64
 _MAX_DEPTH = jsonsafe.MAX_DEPTH
+# Built once: a tuple of two globals in the test would be built for every line. A tuple, not a
+# set: a hostile push's "type" may be unhashable.
+_LOG_TYPES = (FUNCTION, EXTENSION)
 
 
 def architecture(machine: str | None = None) -> str:
@@ -104,7 +107,7 @@ class Transformer:
         try:
             event_type = event.get("type")
             record = event.get("record")
-            if event_type in (FUNCTION, EXTENSION):
+            if event_type in _LOG_TYPES:
                 log_type = event_type
                 if type(record) is str:
                     if log_type == EXTENSION and record.startswith(_OWN_LINE_PREFIX):
@@ -140,9 +143,8 @@ class Transformer:
             # Tenant isolation: the record's own tenantId, else its request's. A text line
             # with no tenant seen yet pays one check more than before tenants existed.
             if fields is not None:
-                tenant_id = fields.get(TENANT_KEY)
-                if tenant_id or self._tenants:
-                    tenant_id = self._tenant(request_id, tenant_id)
+                if self._tenants or TENANT_KEY in fields:
+                    tenant_id = self._tenant(request_id, fields.get(TENANT_KEY))
                     if tenant_id:
                         entry += f',"tenant_id":{_quote(tenant_id)}'
                 dumped = self._dump(fields)
