@@ -97,10 +97,15 @@ def parse_text(line: str) -> Parsed:
 
 def parse_fields(fields: Mapping[str, object]) -> Parsed:
     """``(level, message, request_id, fields)`` of a structured record (Lambda's JSON format)."""
-    level = normalize(
+    named = (
         fields.get("level") or fields.get("levelname") or fields.get("severity")
         or fields.get("log.level")
-    ) or DEFAULT_LEVEL  # fmt: skip
+    )  # fmt: skip
+    # Lambda's own spelling (INFO, WARN...) is found without a call; normalize does the rest.
+    level = (
+        (LEVEL_NAMES.get(named) if type(named) is str else None) or normalize(named)
+        or DEFAULT_LEVEL
+    )  # fmt: skip
     message = fields.get("message")
     if message is None:
         message = fields.get("msg")
