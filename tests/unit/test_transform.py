@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +162,29 @@ def test_the_tenant_memory_is_bounded(transformer: Transformer) -> None:
     assert len(transformer._tenants) <= 64
     last = entry(transformer, {"time": "t", "type": "function", "record": "x\n"})
     assert last["tenant_id"] == "t-499"
+
+
+def test_every_key_an_entry_can_have_is_one_a_spill_file_may_hold(
+    transformer: Transformer, tmp_path: Path
+) -> None:
+    """A batch spilled to disk is read back only if its entries hold known keys: an entry key
+    the spill store does not know would make every spilled batch of it "invalid" and dropped."""
+    from lambda_logs_http.delivery import spill
+    from lambda_logs_http.delivery.batching import Batch
+
+    start = {"requestId": RID, "version": "$LATEST", "tenantId": TENANT}
+    events = [{"time": "t", "type": "platform.start", "record": start},
+              {"time": "t", "type": "function", "record": "with a tenant\n"}]
+    entries = [transformer.encode(event) for event in events]
+    entries.append(transformer.drop_report("buffer_full", 3))
+    keys = set().union(*(json.loads(e or "{}") for e in entries))
+    assert {"tenant_id", "request_id", "record"} <= keys
+    assert keys <= spill.ENTRY_KEYS, keys - spill.ENTRY_KEYS
+
+    dropped: list[tuple[str, int]] = []
+    store = spill.SpillStore(str(tmp_path / "spill"), 1 << 20,
+                             lambda reason, n: dropped.append((reason, n)))
+    store.open()
+    store.write("b-1", len(entries), Batch(0.0, [e for e in entries if e]).payload())
+    back = store.read_oldest()
+    assert back is not None and len(back) == len(entries) and dropped == []
