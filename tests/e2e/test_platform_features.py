@@ -23,7 +23,9 @@ import pytest
 
 from tests.e2e.test_extension import all_output, messages, run
 from tests.sandbox.sandbox_helpers import wait_until
+from tests.support.checking_receiver import CheckingReceiver
 from tools.lambda_sandbox import Sandbox, snapstart
+from tools.lambda_sandbox.config import FAKE_CREDENTIALS
 from tools.lambda_sandbox.receiver import Receiver
 
 __all__ = ["run"]  # a fixture, used by name
@@ -174,4 +176,38 @@ def test_every_entry_of_a_tenants_invocation_names_the_tenant(
     if log_format == "JSON":  # the runtime's own JSON record names the tenant too
         logged = [e for e in entries if e["message"] == "handler-log"]
         assert logged and all(e["record"]["tenantId"] == "tenant-blue" for e in logged)
+    assert problems(sandbox) == []
+
+
+@pytest.mark.timeout(60)
+def test_after_a_restore_aws_sigv4_signs_with_the_credentials_the_endpoint_serves(
+    run: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """SnapStart gives no AWS_ACCESS_KEY_ID: aws_sigv4 signs with what the environment's
+    credentials endpoint answers (the sandbox's, which checks the token), before and after the
+    restore, on the fresh connection the restore makes it open."""
+    pytest.importorskip("botocore", reason="botocore (pip install -r requirements-dev.txt)")
+    reason = snapstart.can_break_connections()
+    if reason:
+        pytest.skip(f"SnapStart's dead connections cannot be simulated here: {reason}")
+    expected = {"access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                "secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                "session_token": FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+                "region": "us-east-1", "service": "execute-api"}
+    with CheckingReceiver(tmp_path, sigv4=expected) as checking:
+        sandbox = run({"HTTP_ENDPOINT": checking.url, "HTTP_AUTH_TYPE": "aws_sigv4",
+                       "HTTP_AWS_SIGV4_SERVICE": "execute-api", "HTTP_BATCH_MAX_AGE_MS": "50",
+                       "RECEIVED_FILE": str(checking.record)},
+                      snapstart=True, snapshot_freeze_s=0.5)
+        assert "AWS_ACCESS_KEY_ID" not in extension_environment(sandbox)
+        assert checking.accepted()  # the init line, signed before the snapshot
+        results = [sandbox.invoke({"lines": 2}) for _ in range(2)]
+        sandbox.shutdown()
+        assert [r.status for r in results] == ["success", "success"]
+        assert [r.broken for r in sandbox.restores] == [1]  # the receiver's connection
+        assert checking.rejected() == []
+        got = checking.messages()
+    for result in results:
+        assert {"handler-line-0", "handler-line-1",
+                f"END RequestId: {result.request_id}"} <= set(got)
     assert problems(sandbox) == []
