@@ -22,10 +22,20 @@ def architecture(machine: str | None = None) -> str:
 
 
 class EntryContext:
-    """The fields every entry repeats: where the logs come from."""
+    """The fields every entry repeats: where the logs come from.
+
+    * ``account_id``: the AWS account (Lambda tells the extension at registration);
+    * ``extension_version``: this extension's version;
+    * ``service_name``: what OpenTelemetry calls the service (``OTEL_SERVICE_NAME``, else the
+      function's name);
+    * ``instance``: the execution environment's log stream name, "" when unknown;
+    * ``extra_fields``: ``HTTP_EXTRA_FIELDS``, static fields the user adds to every entry
+      (names to strings, numbers or booleans).
+    """
 
     __slots__ = (
         "function_name", "function_version", "function_memory_size", "aws_region", "architecture",
+        "account_id", "extension_version", "service_name", "instance", "extra_fields",
     )  # fmt: skip
 
     def __init__(
@@ -35,12 +45,23 @@ class EntryContext:
         function_memory_size: int | None,
         aws_region: str,
         architecture: str,
+        *,
+        account_id: str = "",
+        extension_version: str = "",
+        service_name: str = "",
+        instance: str = "",
+        extra_fields: dict[str, str | int | float | bool] | None = None,
     ) -> None:
         self.function_name = function_name
         self.function_version = function_version
         self.function_memory_size = function_memory_size
         self.aws_region = aws_region
         self.architecture = architecture
+        self.account_id = account_id
+        self.extension_version = extension_version
+        self.service_name = service_name or function_name
+        self.instance = instance
+        self.extra_fields = dict(extra_fields or {})
 
 
 class Record:

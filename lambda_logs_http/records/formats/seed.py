@@ -1,5 +1,6 @@
 """``HTTP_FORMAT=seed`` (the default): one JSON object per record, with the fields every entry
-repeats (function, version, memory, region, architecture), inside the envelope
+repeats (function, version, memory, region, architecture, and when known the account, the
+extension's version and ``HTTP_EXTRA_FIELDS``), inside the envelope
 ``{"logs":[…],"source":"aws-lambda-extension","timestamp":…}``.
 
 An entry is built as JSON text directly: the repeated fields are encoded once, and the
@@ -26,7 +27,7 @@ class SeedEncoder(Encoder):
 
     def __init__(self, context: EntryContext) -> None:
         super().__init__(context)
-        self._context_json = (
+        context_json = (
             f',"source":{quote(SOURCE)}'
             f',"function_name":{quote(context.function_name)}'
             f',"function_version":{quote(context.function_version)}'
@@ -34,6 +35,13 @@ class SeedEncoder(Encoder):
             f',"aws_region":{quote(context.aws_region)}'
             f',"architecture":{quote(context.architecture)}'
         )
+        if context.account_id:
+            context_json += f',"account_id":{quote(context.account_id)}'
+        if context.extension_version:
+            context_json += f',"extension_version":{quote(context.extension_version)}'
+        for name, value in context.extra_fields.items():
+            context_json += f",{quote(name)}:{json.dumps(value, ensure_ascii=True)}"
+        self._context_json = context_json
 
     def entry(self, record: Record) -> str:
         entry = (
@@ -45,6 +53,10 @@ class SeedEncoder(Encoder):
             entry += f',"request_id":{quote(record.request_id)}'
         if record.tenant_id:
             entry += f',"tenant_id":{quote(record.tenant_id)}'
+        if record.trace_id:
+            entry += f',"trace_id":{quote(record.trace_id)}'
+        if record.cold_start:
+            entry += ',"cold_start":true'
         fields = record.fields
         if fields is not None:
             entry += f',"record":{self.fields_json(fields)}'
