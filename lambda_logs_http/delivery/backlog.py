@@ -49,6 +49,15 @@ class Ledger:
         self.stats.add("batches")
         self.progress.delivered(batch.marks)
 
+    def partly_delivered(self, batch: AnyBatch, records: int, release: bool) -> None:
+        """``records`` of ``batch`` were delivered (the receiver's answer refused the others:
+        the caller counts those dropped, or sends them again in a batch of their own that
+        takes over the invocations when ``release`` is False)."""
+        self.stats.add("delivered", records)
+        self.stats.add("batches")
+        if release:
+            self.progress.delivered(batch.marks)
+
     def spilled(self, batch: AnyBatch) -> None:
         self.stats.add("spilled", len(batch))
         # Safe on disk; an invocation gains nothing by waiting for it.

@@ -1,9 +1,20 @@
 """Grouping encoded entries into request bodies, counted in real encoded bytes.
 
-Entries arrive already encoded as ASCII JSON (see ``transform``), so a batch's size is the exact
-sum of its entries, commas and the envelope — never an estimate that a receiver's limit could
-catch out (a peer's 413s came from under-counting). An entry too large to fit in any batch is
-truncated here, with a marker, rather than sent to certain rejection.
+Entries arrive already encoded as ASCII text (see ``transform``), so a batch's size is the exact
+sum of its entries, separators and the format's framing — never an estimate that a receiver's
+limit could catch out (a peer's 413s came from under-counting). ``Framing`` is that counting
+for one format, from the strings the format declares (``records.formats.base``):
+
+* plain concatenation — ``head`` + entries joined by ``separator`` + ``tail``: the seed
+  envelope, NDJSON, an OTLP request's ``logRecords``, a ``_bulk`` body (its action line is the
+  separator), concatenated HEC events, a Datadog array;
+* grouped (Loki) — each entry is a group of one (``<key><group_mark><value><group_tail>``, a
+  Loki stream holding one line), and the body merges the entries of one key into one group: a
+  line joining a stream already in the batch costs its value and a comma, a line opening a new
+  stream costs its whole entry (the stream's labels) and a comma.
+
+An entry too large to fit in any batch (or than the format's per-entry limit) is truncated
+here, by its format, with a marker, rather than sent to certain rejection.
 """
 
 from __future__ import annotations
@@ -13,24 +24,162 @@ import os
 
 from ..records.timestamps import utc_now_iso
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..records.formats.base import Encoder
+
 ENVELOPE_SOURCE = "aws-lambda-extension"
-_HEAD_TEXT = '{"logs":['
-_TAIL_TEXT = '],"source":"' + ENVELOPE_SOURCE + '","timestamp":"'
-_HEAD = _HEAD_TEXT.encode()
-_TAIL_PREFIX = _TAIL_TEXT.encode()
-# The tail holds a timestamp like 2024-01-15T10:30:00.000Z: its length is fixed.
-ENVELOPE_BYTES = len(_HEAD) + len(_TAIL_PREFIX) + len('2024-01-15T10:30:00.000Z"}')
+STAMP = "{stamp}"
+STAMP_CHARS = len("2024-01-15T10:30:00.000Z")  # utc_now_iso's, always
+_SEED_HEAD = '{"logs":['
+_SEED_TAIL = '],"source":"' + ENVELOPE_SOURCE + '","timestamp":"' + STAMP + '"}'
+# The seed envelope's bytes (its timestamp's length is fixed).
+ENVELOPE_BYTES = len(_SEED_HEAD) + len(_SEED_TAIL) - len(STAMP) + STAMP_CHARS
 TRUNCATION_MARKER = "…[truncated by lambda-logs-http: {} bytes removed]"
-_MIN_MESSAGE_CHARS = 256
 
 _batch_numbers = itertools.count(1)
 _process_tag = os.urandom(6).hex()
 
 
+class Framing:
+    """How one format's entries make a request body, and what its size is, exactly.
+
+    Built from the format's encoder (``Framing.of``); immutable, shared by the intake, the
+    sender and the spill store. ``encoder`` is the format's, for what only it knows: how to
+    truncate an entry, check one read back from disk, read an answer.
+    """
+
+    __slots__ = (
+        "name", "content_type", "head", "separator", "tail", "group_mark", "group_tail",
+        "request_headers", "query", "max_entry_bytes", "encoder", "overhead", "_stamped",
+        "_value_cut",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        name: str = "seed",
+        content_type: str = "application/json",
+        head: str = _SEED_HEAD,
+        separator: str = ",",
+        tail: str = _SEED_TAIL,
+        group_mark: str = "",
+        group_tail: str = "",
+        request_headers: tuple[tuple[str, str], ...] = (),
+        query: str = "",
+        max_entry_bytes: int = 0,
+        encoder: Encoder | None = None,
+    ) -> None:
+        self.name = name
+        self.content_type = content_type
+        self.head = head
+        self.separator = separator
+        self.tail = tail
+        self.group_mark = group_mark
+        self.group_tail = group_tail
+        self.request_headers = request_headers
+        self.query = query
+        self.max_entry_bytes = max_entry_bytes
+        self.encoder = encoder
+        self._stamped = STAMP in tail
+        # The body's bytes around the entries (the stamp counted at its fixed length).
+        self.overhead = len(head) + len(tail) + (STAMP_CHARS - len(STAMP) if self._stamped else 0)
+        self._value_cut = len(group_mark) + len(group_tail)
+
+    @classmethod
+    def of(cls, encoder: Encoder) -> Framing:
+        return cls(
+            encoder.name,
+            encoder.content_type,
+            encoder.head,
+            encoder.separator,
+            encoder.tail,
+            encoder.group_mark,
+            encoder.group_tail,
+            encoder.request_headers,
+            encoder.query,
+            encoder.max_entry_bytes,
+            encoder,
+        )
+
+    @property
+    def grouped(self) -> bool:
+        return bool(self.group_mark)
+
+    def key(self, entry: str) -> tuple[str, int]:
+        """A grouped entry's key, and where its value starts. The mark can't occur inside a
+        JSON string (its quote would be escaped there), so its first occurrence ends the key."""
+        index = entry.find(self.group_mark)
+        if index < 0:
+            raise ValueError(f"not a {self.name} entry: no {self.group_mark!r}")
+        return entry[:index], index + len(self.group_mark)
+
+    def size(self, entries: list[str]) -> int:
+        """The exact byte length of the body ``entries`` make."""
+        if not entries:
+            return self.overhead
+        sep = len(self.separator)
+        size = self.overhead + sum(map(len, entries)) + sep * (len(entries) - 1)
+        if self.group_mark:
+            seen: set[str] = set()
+            for entry in entries:
+                key, start = self.key(entry)
+                if key in seen:
+                    size -= start + len(self.group_tail)  # shares its group's head and tail
+                else:
+                    seen.add(key)
+        return size
+
+    def body(self, entries: list[str], timestamp: str | None = None) -> bytes:
+        """The request body of ``entries``: built with one join and one encode (a batch is up
+        to a megabyte, built once per send)."""
+        tail = self.tail
+        if self._stamped:
+            tail = tail.replace(STAMP, timestamp or utc_now_iso())
+        if self.group_mark:
+            entries = self._merged(entries)
+        if not entries:
+            return (self.head + tail).encode("ascii")
+        parts = list(entries)
+        parts[0] = self.head + parts[0]
+        parts[-1] = parts[-1] + tail
+        return self.separator.join(parts).encode("ascii")
+
+    def _merged(self, entries: list[str]) -> list[str]:
+        """Entries of one key merged into one group, in the order keys first appear."""
+        groups: dict[str, list[str]] = {}
+        cut = len(self.group_tail)
+        for entry in entries:
+            key, start = self.key(entry)
+            values = groups.get(key)
+            if values is None:
+                groups[key] = [entry[start : len(entry) - cut]]
+            else:
+                values.append(entry[start : len(entry) - cut])
+        mark, sep, group_tail = self.group_mark, self.separator, self.group_tail
+        return [key + mark + sep.join(values) + group_tail for key, values in groups.items()]
+
+    def truncate(self, entry: str, max_chars: int) -> str:
+        """``entry`` cut to at most ``max_chars`` by its format (see ``Encoder.truncate``)."""
+        if len(entry) <= max_chars:
+            return entry
+        if self.encoder is None:
+            return truncate_entry(entry, max_chars)
+        return self.encoder.truncate(entry, max_chars)
+
+    def entry_limit(self, max_bytes: int) -> int:
+        """The largest entry a batch of ``max_bytes`` can hold in this format."""
+        limit = max_bytes - self.overhead
+        return min(limit, self.max_entry_bytes) if self.max_entry_bytes else limit
+
+
+SEED = Framing()
+"""The default format's framing, for batches made without an encoder at hand (tests)."""
+
+
 def envelope(payload: bytes, timestamp: str | None = None) -> bytes:
     """``{"logs":[<payload>],"source":"aws-lambda-extension","timestamp":…}``."""
-    stamp = (timestamp or utc_now_iso()).encode()
-    return b"".join((_HEAD, payload, _TAIL_PREFIX, stamp, b'"}'))
+    stamp = timestamp or utc_now_iso()
+    return b"".join((_SEED_HEAD.encode(), payload, _SEED_TAIL.replace(STAMP, stamp).encode()))
 
 
 def new_batch_id() -> str:
@@ -39,36 +188,19 @@ def new_batch_id() -> str:
 
 
 def truncate_entry(entry: str, max_chars: int) -> str:
-    """``entry`` shrunk to at most ``max_chars`` (where possible) by cutting its message.
+    """A seed entry shrunk to at most ``max_chars`` (where possible) by cutting its message.
 
     The structured ``record`` goes first (it repeats the message and is usually what is big),
     then the message is cut and a marker says how much was removed.
     """
-    if len(entry) <= max_chars:
-        return entry
-    import json  # rare path
+    from ..records.formats.base import truncated  # rare path
 
-    from ..records import jsonsafe
+    def shrink(fields: dict[str, object]) -> tuple[dict[str, object], str]:
+        fields.pop("record", None)
+        fields.setdefault("message", "")
+        return fields, "message"
 
-    fields = jsonsafe.loads(entry)  # never too deep to decode, unlike json.loads
-    fields.pop("record", None)
-    message = str(fields.get("message", ""))
-    fields["message"] = ""
-    overhead = len(json.dumps(fields)) + len(TRUNCATION_MARKER) + 16
-    keep = max(_MIN_MESSAGE_CHARS, max_chars - overhead)
-    while True:
-        # surrogatepass: a lone surrogate (from a JSON "\udcff" escape) counts, never raises.
-        removed = _utf8_len(message) - _utf8_len(message[:keep])
-        fields["message"] = message[:keep] + (TRUNCATION_MARKER.format(removed) if removed else "")
-        shrunk = json.dumps(fields)
-        if len(shrunk) <= max_chars or keep <= _MIN_MESSAGE_CHARS:
-            return shrunk
-        # Escapes (\uXXXX, \n) make encoded text longer than its characters: cut further.
-        keep = max(_MIN_MESSAGE_CHARS, keep - (len(shrunk) - max_chars) - 8)
-
-
-def _utf8_len(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
+    return truncated(entry, max_chars, shrink)  # type: ignore[arg-type]
 
 
 class Batch:
@@ -76,14 +208,24 @@ class Batch:
 
     ``batch_id`` stays the same across retries, so a receiver can de-duplicate a batch that was
     delivered but whose answer was lost (e.g. to a freeze). ``reports`` counts the synthetic
-    drop-report entries in it, so dropping a batch of nothing but reports reports nothing.
+    drop-report entries in it (its first ones), so dropping a batch of nothing but reports
+    reports nothing. ``groups`` counts a grouped format's entries by key.
     """
 
-    __slots__ = ("entries", "size", "marks", "created", "batch_id", "attempts", "reports")
+    __slots__ = ("entries", "size", "marks", "created", "batch_id", "attempts", "reports",
+                 "framing", "groups")  # fmt: skip
 
-    def __init__(self, created: float, entries: list[str] | None = None) -> None:
+    def __init__(
+        self, created: float, entries: list[str] | None = None, framing: Framing = SEED
+    ) -> None:
         self.entries: list[str] = entries if entries is not None else []
-        self.size = ENVELOPE_BYTES + sum(map(len, self.entries)) + max(0, len(self.entries) - 1)
+        self.framing = framing
+        self.size = framing.size(self.entries)
+        self.groups: dict[str, int] = {}
+        if framing.group_mark:
+            for entry in self.entries:
+                key = framing.key(entry)[0]
+                self.groups[key] = self.groups.get(key, 0) + 1
         self.marks: list[str] = []
         self.created = created
         self.batch_id = new_batch_id()
@@ -94,39 +236,42 @@ class Batch:
         return len(self.entries)
 
     def payload(self) -> bytes:
-        """The entries, comma-joined: what goes between the envelope's brackets."""
-        return ",".join(self.entries).encode("ascii")
+        """The entries, one per line: how a batch is kept on disk (``spill``), in any format."""
+        return "\n".join(self.entries).encode("ascii")
 
     def body(self, timestamp: str | None = None) -> bytes:
-        """The request body: ``{"logs":[…],"source":"aws-lambda-extension","timestamp":…}``.
-
-        Built with one join and one encode: the envelope goes onto the first and last entries
-        rather than around a joined copy (a batch is up to a megabyte, built once per send).
-        """
-        stamp = timestamp or utc_now_iso()
-        parts = list(self.entries) or [""]
-        parts[0] = _HEAD_TEXT + parts[0]
-        parts[-1] = f'{parts[-1]}{_TAIL_TEXT}{stamp}"}}'
-        return ",".join(parts).encode("ascii")
+        """The request body, in the batch's format."""
+        return self.framing.body(self.entries, timestamp)
 
 
 class Batcher:
     """Holds the batch being filled; hands back batches as they become full."""
 
-    def __init__(self, max_bytes: int, max_records: int) -> None:
+    def __init__(self, max_bytes: int, max_records: int, framing: Framing = SEED) -> None:
         self.max_bytes = max_bytes
         self.max_records = max_records
+        self.framing = framing
         self.open: Batch | None = None
-        self.truncated = 0  # entries cut to fit max_bytes
+        self.truncated = 0  # entries cut to fit max_bytes (or the format's entry limit)
 
     def add(self, entry: str, now: float, mark: str = "", report: bool = False) -> Batch | None:
         """Add one entry; return the previous batch if this entry did not fit in it."""
-        if len(entry) + ENVELOPE_BYTES > self.max_bytes:
-            entry = truncate_entry(entry, self.max_bytes - ENVELOPE_BYTES)
+        framing = self.framing
+        limit = framing.entry_limit(self.max_bytes)
+        if len(entry) > limit:
+            entry = framing.truncate(entry, limit)
             self.truncated += 1
         full = None
         batch = self.open
-        added = len(entry) + (1 if batch is not None and batch.entries else 0)
+        key = ""
+        if framing.group_mark:
+            key, start = framing.key(entry)
+            if batch is not None and key in batch.groups:
+                added = len(entry) - start - len(framing.group_tail) + len(framing.separator)
+            else:
+                added = len(entry) + (len(framing.separator) if batch and batch.entries else 0)
+        else:
+            added = len(entry) + (len(framing.separator) if batch and batch.entries else 0)
         if (
             batch is not None
             and batch.entries
@@ -135,9 +280,11 @@ class Batcher:
             full, batch = batch, None
             added = len(entry)
         if batch is None:
-            batch = self.open = Batch(now)
+            batch = self.open = Batch(now, framing=framing)
         batch.entries.append(entry)
         batch.size += added
+        if key:
+            batch.groups[key] = batch.groups.get(key, 0) + 1
         if mark:
             batch.marks.append(mark)
         if report:

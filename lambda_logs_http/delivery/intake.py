@@ -21,7 +21,7 @@ import time
 from .. import log
 from ..lambda_api.events import RUNTIME_DONE
 from ..records.transform import UNENCODABLE_REASON
-from .batching import Batch, Batcher
+from .batching import SEED, Batch, Batcher, Framing
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,8 +49,9 @@ class Intake:
         stats: Stats,
         ledger: Ledger,
         clock: Callable[[], float] = time.monotonic,
+        framing: Framing = SEED,
     ) -> None:
-        self.batcher = Batcher(batching.max_bytes, batching.max_records)
+        self.batcher = Batcher(batching.max_bytes, batching.max_records, framing)
         self._max_age = batching.max_age_ms / 1000.0
         self._send_on_runtime_done = send_on_runtime_done
         self._transformer = transformer

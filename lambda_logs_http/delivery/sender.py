@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import log
 from ..settings import hints
-from .batching import Batch, truncate_entry
+from .batching import Batch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,18 +60,34 @@ class Sender:
         timeout = self._timeout
         if deadline is not None:
             timeout = max(0.001, min(timeout, deadline - self._clock()))
+        framing = batch.framing
         body = batch.body()
         raw_bytes = len(body)
         # The same on every retry, so a receiver can drop a batch it already has.
-        headers = {"Idempotency-Key": batch.batch_id, "X-Request-Id": batch.batch_id}
+        headers = {
+            "Content-Type": framing.content_type,
+            **dict(framing.request_headers),
+            "Idempotency-Key": batch.batch_id,
+            "X-Request-Id": batch.batch_id,
+        }
         if self._gzip_level:
             from ..http.compression import gzip_bytes
 
             body = gzip_bytes(body, self._gzip_level)
             headers["Content-Encoding"] = "gzip"
+        encoder = framing.encoder
+        answer_limit = encoder.answer_limit(len(batch)) if encoder is not None else 0
         started = self._clock()
-        result = self.transport.send(body, headers, timeout)
+        if answer_limit:
+            result = self.transport.send(body, headers, timeout, answer_limit=answer_limit)
+        else:
+            result = self.transport.send(body, headers, timeout)
         batch.attempts += 1
+        if not result.ok and encoder is not None and result.status:
+            # What the receiver's documented error answer means (HEC's code, Datadog's 413).
+            meaning = encoder.explain(result.status, result.answer)
+            if meaning:
+                result.error += f" ({meaning})"
         return Sent(result, self._clock() - started, raw_bytes, len(body))
 
     def abort(self) -> None:
@@ -144,21 +160,14 @@ def split_too_large(batch: AnyBatch, now: float) -> list[Batch]:
     The invocations the batch held go with the last replacement, so they are released only once
     everything they wait for is delivered.
     """
-    entries = batch.entries if isinstance(batch, Batch) else _entries_of(batch)
+    entries, framing = batch.entries, batch.framing
     if len(entries) > 1:
         middle = len(entries) // 2
-        halves = [Batch(now, entries[:middle]), Batch(now, entries[middle:])]
+        halves = [Batch(now, entries[:middle], framing), Batch(now, entries[middle:], framing)]
     else:
         entry = entries[0] if entries else ""
         if len(entry) // 2 < MIN_TRUNCATED_BYTES:
             return []
-        halves = [Batch(now, [truncate_entry(entry, len(entry) // 2)])]
+        halves = [Batch(now, [framing.truncate(entry, len(entry) // 2)], framing)]
     halves[-1].marks = list(batch.marks)
     return halves
-
-
-def _entries_of(batch: SpilledBatch) -> list[str]:
-    import json
-
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    return [dumps(entry) for entry in json.loads(b"[" + batch.payload + b"]")]

@@ -18,7 +18,7 @@ import time
 
 from .. import log
 from ..settings import hints
-from .batching import Batch
+from .batching import SEED, Batch
 from .intake import count_truncated
 from .retry import RetryState, parse_retry_after
 from .sender import MIN_TRUNCATED_BYTES, FailureLog, split_too_large
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Union
 
+    from ..http.result import SendResult
+    from ..records.formats.base import AnswerReport
     from ..records.transform import Transformer
     from ..stats import Stats
     from .backlog import Backlog, Ledger
@@ -37,6 +39,10 @@ if TYPE_CHECKING:
 
     AnyBatch = Union[Batch, SpilledBatch]
 
+# The drop reason of entries a 2xx answer refused for good (a ``_bulk`` mapping error).
+BULK_REJECTED = "bulk_rejected"
+# Refusal kinds logged one by one (then at debug level).
+_LOGGED_KINDS = 16
 # A send slower than this means the receiver, not our CPU, limits throughput: then batches
 # beyond the memory cap go to disk. Otherwise spilling would only add work, so the intake stops
 # taking pushes instead and the listener's backpressure slows Lambda down.
@@ -70,6 +76,8 @@ class SendLoop:
         self._retry = RetryState()
         self._failures = FailureLog()
         self._slow_receiver = False  # the last send took SLOW_SEND_SECONDS or more
+        self._refusals_logged: set[str] = set()  # kinds of entry refusals already logged
+        self._retrying_entries = False  # in a streak of answers refusing entries for now
         self._sending_since: float | None = None  # a send in flight, since when
         self.batcher: Batcher | None = None  # the intake's: a 413 lowers its limit
         self.deadline: float | None = None  # at shutdown: no send may outlast it
@@ -152,6 +160,9 @@ class SendLoop:
         if batch.attempts > 1:
             self._stats.add("retried", len(batch))
         if result.ok:
+            report = self._read_answer(batch, result)
+            if report is not None:
+                return self._partly_delivered(batch, report, sent.elapsed)
             self._backlog.settle(batch, remove=True)
             self._ledger.delivered(batch)
             with self._backlog.changed:  # cut_backoff, from the intake, writes it too
@@ -183,6 +194,80 @@ class SendLoop:
         self._failures.will_retry(result, self._retry.due - now, sent.elapsed, batch.attempts)
         return False
 
+    def _read_answer(self, batch: AnyBatch, result: SendResult) -> AnswerReport | None:
+        """What a 2xx answer says of the batch's entries, for a format whose answer says it
+        (Elasticsearch's ``_bulk``); None when every entry was taken."""
+        encoder = batch.framing.encoder
+        if encoder is None or not result.answer or not encoder.answer_limit(len(batch)):
+            return None
+        try:
+            report = encoder.read_answer(result.answer, len(batch))
+        except Exception as exc:  # an answer we cannot read must not lose the batch
+            log.warning(f"could not read the receiver's answer ({type(exc).__name__}); "
+                        "its entries are taken as delivered")
+            return None
+        if report is not None and report.unchecked:
+            log.warning(
+                f"the receiver's answer covered {len(batch) - report.unchecked} of "
+                f"{len(batch)} entries (it was longer than read): the rest are taken as delivered"
+            )
+        if report is None or not (report.retry or report.rejected):
+            return None
+        return report
+
+    def _partly_delivered(self, batch: AnyBatch, report: AnswerReport, elapsed: float) -> bool:
+        """A 2xx answer that refused some entries: those refused for now go again in a batch
+        of their own (first in line, after a backoff, holding the batch's invocations), those
+        refused for good are dropped and counted (``bulk_rejected``). True when nothing is
+        left to retry."""
+        entries, reports = batch.entries, batch.reports
+        retry, rejected = set(report.retry), set(report.rejected)
+        delivered = sum(
+            1 for i in range(reports, len(entries)) if i not in retry and i not in rejected
+        )
+        lost = sum(1 for i in rejected if i >= reports)
+        self._backlog.settle(batch, remove=True)
+        self._ledger.partly_delivered(batch, delivered, release=not retry)
+        if lost:
+            self._ledger.dropped_records(BULK_REJECTED, lost)
+            kind = report.first_error.split(":", 1)[0]
+            if kind not in self._refusals_logged and len(self._refusals_logged) < _LOGGED_KINDS:
+                self._refusals_logged.add(kind)
+                log.error(
+                    f"the receiver refused {len(rejected)} of {len(entries)} entries of a batch "
+                    f"for good (first: {report.first_error}): dropped and counted as "
+                    f"{BULK_REJECTED} (repeats of this kind are logged at debug level)"
+                )
+            elif log.enabled(log.DEBUG):
+                log.debug(f"the receiver refused {len(rejected)} entries: {report.first_error}")
+        if not retry:
+            with self._backlog.changed:
+                self._retry = self._retry.after_success()
+            self._retrying_entries = False
+            self._queue_drop_reports()
+            self._failures.delivered()
+            return True
+        again = Batch(self._clock(), [entries[i] for i in sorted(retry)], batch.framing)
+        again.marks = list(batch.marks)
+        again.attempts = batch.attempts
+        again.reports = sum(1 for i in retry if i < reports)
+        self._backlog.put_front(again)
+        now = self._clock()
+        with self._backlog.changed:
+            self._retry = self._retry.after_failure(now, again.attempts, None, self._rng)
+        retry_in = self._retry.due - now
+        if not self._retrying_entries:
+            self._retrying_entries = True
+            log.warning(
+                f"the receiver refused {len(retry)} of {len(entries)} entries for now "
+                f"({report.retry_error}): they are kept and sent again with backoff (next in "
+                f"{retry_in:.2f} s; repeats are logged at debug level)"
+            )
+        elif log.enabled(log.DEBUG):
+            log.debug(f"{len(retry)} entries refused for now again; retry in {retry_in:.2f} s")
+        self._queue_drop_reports()
+        return False
+
     def _too_large(self, batch: AnyBatch) -> None:
         """413: send the halves instead; a single record is truncated, then dropped."""
         replacements = split_too_large(batch, self._clock())
@@ -211,6 +296,7 @@ class SendLoop:
         if not unreported:
             return
         entries = [self._transformer.drop_report(r, n) for r, n in unreported.items()]
-        batch = Batch(self._clock(), entries)
+        framing = self.batcher.framing if self.batcher is not None else SEED
+        batch = Batch(self._clock(), entries, framing)
         batch.reports = len(entries)
         self._backlog.put_front(batch)

@@ -11,13 +11,21 @@ dropped for good and counted). Beyond ``HTTP_MAX_SPILL_BYTES`` the oldest file i
 Files are named by a nanosecond counter so that ordering survives restarts: disk holds the
 oldest batches, memory the newer ones, and the worker sends disk first.
 
+A file holds the batch's entries one per line, in the output format (``HTTP_FORMAT``) they were
+encoded in, which its header names: a file of another format than the one now configured (the
+setting changed between two processes) is never sent — it would reach a receiver that reads
+another format — but moved to ``rejected/`` and its records counted as dropped
+(``spill_other_format``), in one line for all of them.
+
 What is in the directory is untrusted input: the function's own code can write there, and so
 could an earlier version of the extension. A file is sent only if it is exactly what this code
-writes — a header with exactly its four keys and types, a name that matches it, a payload that
-is a JSON array's body of entry objects with known keys, as many as the header says, within the
-size bounds — and it is read without following a link or blocking on a FIFO. Anything else is
-moved to ``rejected/`` (a few files kept, for a look) and its records counted as dropped
-(``spill_invalid``); it never stops the worker. The directory is ``0700`` and the files ``0600``;
+writes — a header with exactly its keys and types, a name that matches it, a payload of as many
+entries as the header says, each one that the format's encoder recognises as its own
+(``Encoder.check_entry``: the structure, the keys), within the size bounds — and it is read
+without following a link or blocking on a FIFO. Anything else is moved to ``rejected/`` (a few
+files kept, for a look) and its records counted as dropped (``spill_invalid``); it never stops
+the worker. Files of the first version (``lambda-logs-http/spill/1``: seed entries,
+comma-separated) are still read. The directory is ``0700`` and the files ``0600``;
 one of wider mode that this process owns is narrowed, one owned by another user is not used.
 """
 
@@ -30,17 +38,21 @@ import time
 
 from .. import log
 from ..settings.load import MAX_BATCH_BYTES, MAX_BATCH_RECORDS
+from .batching import SEED, Framing
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-FORMAT = "lambda-logs-http/spill/1"
+FORMAT = "lambda-logs-http/spill/2"
+FORMAT_V1 = "lambda-logs-http/spill/1"  # seed entries, comma-separated; read, never written
 SUFFIX = ".batch"
 TEMPORARY = ".tmp"
 REJECTED = "rejected"
-HEADER_KEYS = frozenset({"format", "batch_id", "records", "spilled_at"})
-MAX_HEADER_BYTES = 512  # the header this code writes is about 120 bytes
+HEADER_KEYS = frozenset({"format", "batch_id", "records", "spilled_at", "output"})
+HEADER_KEYS_V1 = frozenset({"format", "batch_id", "records", "spilled_at"})
+OTHER_FORMAT = "spill_other_format"
+MAX_HEADER_BYTES = 512  # the header this code writes is about 140 bytes
 MAX_PAYLOAD_BYTES = MAX_BATCH_BYTES
 MAX_RECORDS = MAX_BATCH_RECORDS
 # Files indexed at most: each costs a little memory and an open at start.
@@ -48,14 +60,7 @@ MAX_FILES = 16_384
 # What rejected/ keeps at most (the newest); a larger file is deleted at once.
 REJECTED_MAX_FILES = 16
 REJECTED_MAX_BYTES = 4 << 20
-# The keys of an entry (records.transform writes them; a test holds the two together), and
-# those every entry has, as strings.
-ENTRY_KEYS = frozenset({
-    "timestamp", "level", "message", "source", "function_name", "function_version",
-    "function_memory_size", "aws_region", "architecture", "log_type", "request_id", "tenant_id",
-    "record",
-})  # fmt: skip
-ENTRY_TEXT_KEYS = ("timestamp", "level", "message", "log_type")
+_OUTPUT_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 _BATCH_ID_CHARACTERS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 )
@@ -76,36 +81,44 @@ class Invalid(ValueError):
         self.records = records
 
 
+class OtherFormat(Invalid):
+    """A spill file of another output format than the one configured (``output`` names it)."""
+
+    def __init__(self, output: str, records: int) -> None:
+        super().__init__(f"entries in the {output} format", records)
+        self.output = output
+
+
 class SpilledBatch:
     """A batch read back from disk: same interface as ``batching.Batch`` for the worker."""
 
-    __slots__ = ("path", "batch_id", "records", "size", "payload", "attempts", "marks", "reports")
+    __slots__ = ("path", "batch_id", "entries", "size", "attempts", "marks", "reports",
+                 "framing")  # fmt: skip
 
-    def __init__(self, path: str, batch_id: str, records: int, payload: bytes) -> None:
+    def __init__(self, path: str, batch_id: str, entries: list[str], framing: Framing) -> None:
         self.path = path
         self.batch_id = batch_id
-        self.records = records
-        self.payload = payload
-        self.size = len(payload)
+        self.entries = entries
+        self.framing = framing
+        self.size = framing.size(entries)
         self.attempts = 0
         self.marks: list[str] = []
         self.reports = 0
 
     def __len__(self) -> int:
-        return self.records
+        return len(self.entries)
 
     def body(self, timestamp: str | None = None) -> bytes:
-        from .batching import envelope
-
-        return envelope(self.payload, timestamp)
+        return self.framing.body(self.entries, timestamp)
 
 
 class SpillStore:
     """The spill directory: append newest, read oldest, delete after delivery.
 
     ``on_drop(reason, records)`` is told of records lost here other than through ``write``'s
-    return value: files rejected as invalid (``spill_invalid``) and, at ``open``, files beyond
-    the caps (``spill_full``).
+    return value: files rejected as invalid (``spill_invalid``) or of another output format
+    (``spill_other_format``) and, at ``open``, files beyond the caps (``spill_full``).
+    ``framing`` is the configured output format's: what is written, and all that is read.
     """
 
     def __init__(
@@ -113,10 +126,12 @@ class SpillStore:
         directory: str,
         max_bytes: int,
         on_drop: Callable[[str, int], None] | None = None,
+        framing: Framing = SEED,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self._on_drop = on_drop
+        self.framing = framing
         self._files: list[tuple[str, int, int]] = []  # (path, size, records), oldest first
         self._bytes = 0
         self._records = 0
@@ -138,6 +153,7 @@ class SpillStore:
             self.max_bytes = 0
             return 0
         rejected: list[tuple[str, str, int]] = []  # (name, reason, records)
+        other: dict[str, int] = {}  # output format -> records
         for name in names:
             path = os.path.join(self.directory, name)
             if name.endswith(TEMPORARY):
@@ -145,6 +161,10 @@ class SpillStore:
             elif name.endswith(SUFFIX):
                 try:
                     size, records = self._index(path, name)
+                except OtherFormat as exc:
+                    other[exc.output] = other.get(exc.output, 0) + exc.records
+                    self._reject(path, exc.records, OTHER_FORMAT)
+                    continue
                 except Invalid as exc:
                     rejected.append((name, str(exc), exc.records))
                     self._reject(path, exc.records)
@@ -161,6 +181,8 @@ class SpillStore:
                 f"moved {len(rejected)} invalid spill files to {self._rejected_dir()} and "
                 f"counted {total} records as dropped (spill_invalid); the first, {name}: {reason}"
             )
+        if other:
+            self._log_other_formats(other)
         self._enforce_caps_at_open()
         return len(self._files)
 
@@ -189,8 +211,19 @@ class SpillStore:
             header = _read_header(fd)
         finally:
             os.close(fd)
-        _, records = _check_header(header, name)
+        _, records, output, _ = _check_header(header, name)
+        if output != self.framing.name:
+            raise OtherFormat(output, records)
         return info.st_size, records
+
+    def _log_other_formats(self, other: dict[str, int]) -> None:
+        """One line for every file of another output format (found at open, or later)."""
+        found = ", ".join(f"{records} records in {output}" for output, records in other.items())
+        log.error(
+            f"spill directory {self.directory} held batches of another output format than "
+            f"HTTP_FORMAT={self.framing.name} ({found}): never sent to this receiver; moved to "
+            f"{self._rejected_dir()} and counted as dropped ({OTHER_FORMAT})"
+        )
 
     def _enforce_caps_at_open(self) -> None:
         """Files beyond ``MAX_FILES`` or ``max_bytes`` (a lower cap than the earlier process
@@ -249,7 +282,8 @@ class SpillStore:
         if records <= 0:
             return []  # nothing to keep (a file must hold at least one record)
         header = json.dumps({"format": FORMAT, "batch_id": batch_id, "records": records,
-                             "spilled_at": time.time()}).encode()  # fmt: skip
+                             "spilled_at": time.time(),
+                             "output": self.framing.name}).encode()  # fmt: skip
         data = header + b"\n" + payload
         dropped = []
         while self._files and (
@@ -302,6 +336,10 @@ class SpillStore:
             path, _, indexed = self._files[0]
             try:
                 return self._load(path)
+            except OtherFormat as exc:  # written meanwhile by another process: rare
+                self._forget_oldest()
+                self._log_other_formats({exc.output: exc.records})
+                self._reject(path, exc.records, OTHER_FORMAT)
             except Invalid as exc:
                 self._forget_oldest()
                 self._log_reject(path, str(exc))
@@ -320,9 +358,11 @@ class SpillStore:
             payload = _read_rest(fd, info.st_size - len(header))
         finally:
             os.close(fd)
-        batch_id, records = _check_header(header, os.path.basename(path))
-        check_payload(payload, records)
-        return SpilledBatch(path, batch_id, records, payload)
+        batch_id, records, output, v1 = _check_header(header, os.path.basename(path))
+        if output != self.framing.name:
+            raise OtherFormat(output, records)
+        entries = check_payload(payload, records, self.framing, comma_separated=v1)
+        return SpilledBatch(path, batch_id, entries, self.framing)
 
     # -- removing -----------------------------------------------------------------------------
 
@@ -354,10 +394,10 @@ class SpillStore:
             f"records as dropped (spill_invalid): {reason}",
         )
 
-    def _reject(self, path: str, records: int) -> None:
+    def _reject(self, path: str, records: int, reason: str = "spill_invalid") -> None:
         """Move ``path`` into ``rejected/`` (bounded: the oldest there go first), or delete it;
         count its records (at least one: it stood for a batch)."""
-        self._dropped("spill_invalid", max(1, records))
+        self._dropped(reason, max(1, records))
         rejected = self._rejected_dir()
         try:
             size = os.lstat(path).st_size
@@ -424,9 +464,10 @@ def _read_rest(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _check_header(line: bytes, name: str) -> tuple[str, int]:
-    """``(batch_id, records)`` from a header line exactly as ``write`` makes it, for the file
-    named ``name``; ``Invalid`` otherwise."""
+def _check_header(line: bytes, name: str) -> tuple[str, int, str, bool]:
+    """``(batch_id, records, output format, first version)`` from a header line exactly as
+    ``write`` makes it (or as the first version did), for the file named ``name``; ``Invalid``
+    otherwise."""
     import json
 
     try:
@@ -437,12 +478,21 @@ def _check_header(line: bytes, name: str) -> tuple[str, int]:
         raise Invalid("the header is not a JSON object")
     records = header.get("records")
     claimed = records if type(records) is int and 0 < records <= MAX_RECORDS else 0
-    if set(header) != HEADER_KEYS:
-        unknown = sorted(set(header) - HEADER_KEYS)[:3]
-        missing = sorted(HEADER_KEYS - set(header))
+    version = header.get("format")
+    keys = HEADER_KEYS_V1 if version == FORMAT_V1 else HEADER_KEYS
+    if set(header) != keys:
+        unknown = sorted(set(header) - keys)[:3]
+        missing = sorted(keys - set(header))
         raise Invalid(f"header keys: unknown {unknown}, missing {missing}", claimed)
-    if header["format"] != FORMAT:
-        raise Invalid(f"unknown format {str(header['format'])[:40]!r}", claimed)
+    if version not in (FORMAT, FORMAT_V1):
+        raise Invalid(f"unknown format {str(version)[:40]!r}", claimed)
+    output = header.get("output", "seed")
+    if not (
+        isinstance(output, str)
+        and 0 < len(output) <= 32
+        and set(output) <= _OUTPUT_NAME_CHARACTERS
+    ):
+        raise Invalid("output is not a format name", claimed)
     batch_id = header["batch_id"]
     if not (
         isinstance(batch_id, str)
@@ -457,13 +507,16 @@ def _check_header(line: bytes, name: str) -> tuple[str, int]:
         raise Invalid("spilled_at is not a time", claimed)
     if not (name.endswith(f"-{batch_id}{SUFFIX}") and name[:20].isdigit() and name[20] == "-"):
         raise Invalid("the file name does not match its header", claimed)
-    return batch_id, records
+    return batch_id, records, output, version == FORMAT_V1
 
 
-def check_payload(payload: bytes, records: int) -> None:
-    """``Invalid`` unless ``payload`` is what ``Batch.payload`` makes: ASCII JSON objects with
-    the entry keys, comma-separated, ``records`` of them — so that spliced into the request's
-    ``"logs":[…]`` it adds entries and nothing else."""
+def check_payload(
+    payload: bytes, records: int, framing: Framing = SEED, comma_separated: bool = False
+) -> list[str]:
+    """The entries of ``payload``, ``Invalid`` unless it is what ``Batch.payload`` makes:
+    ``records`` ASCII JSON entries, one per line (comma-separated in the first version), each
+    one the format's encoder recognises as its own — so that framed into a request it adds
+    entries of that format and nothing else."""
     import json
 
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -474,21 +527,38 @@ def check_payload(payload: bytes, records: int) -> None:
         # Structure is what is checked (values are the transform's: NaN, which Python's json
         # reads, is its to avoid writing), and it is what keeps a planted payload from adding
         # anything to the request but entries.
-        entries = json.loads(b"[" + payload + b"]")
+        if comma_separated:
+            decoded = json.loads(b"[" + payload + b"]")
+            dumps = json.JSONEncoder(separators=(",", ":")).encode
+            lines = [dumps(entry) for entry in decoded]
+        else:
+            lines = payload.decode("ascii").split("\n")
+            decoded = [json.loads(line) for line in lines]
     except (ValueError, RecursionError):
-        raise Invalid("the payload is not a JSON array's body", records) from None
-    if len(entries) != records:
+        raise Invalid("an entry is not JSON", records) from None
+    if len(decoded) != records:
         raise Invalid(
-            f"the header says {records} records, the payload holds {len(entries)}", records
+            f"the header says {records} records, the payload holds {len(decoded)}", records
         )
-    for entry in entries:
-        if not isinstance(entry, dict):
-            raise Invalid("an entry is not a JSON object", records)
-        if not entry.keys() <= ENTRY_KEYS:
-            unknown = sorted(entry.keys() - ENTRY_KEYS)[:3]
-            raise Invalid(f"an entry has unknown keys {unknown}", records)
-        if not all(isinstance(entry.get(key), str) for key in ENTRY_TEXT_KEYS):
-            raise Invalid(f"an entry lacks one of {', '.join(ENTRY_TEXT_KEYS)}", records)
+    check = framing.encoder.check_entry if framing.encoder is not None else _check_seed
+    for line, entry in zip(lines, decoded):
+        problem = check(entry)
+        if not problem and framing.group_mark:
+            try:
+                framing.key(line)
+            except ValueError:
+                problem = "an entry is not written as this extension writes it"
+            if not line.endswith(framing.group_tail):
+                problem = "an entry is not written as this extension writes it"
+        if problem:
+            raise Invalid(problem, records)
+    return lines
+
+
+def _check_seed(entry: object) -> str:
+    from ..records.formats.seed import check
+
+    return check(entry)
 
 
 def _write_file(path: str, data: bytes) -> None:

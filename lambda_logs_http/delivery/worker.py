@@ -79,14 +79,19 @@ def assemble(
     """The intake and the sending side around one backlog, with its spill directory opened (an
     earlier process's files are found and go first)."""
     from .backlog import Backlog, Ledger
+    from .batching import Framing
     from .intake import Intake
     from .sender import Sender
     from .sending import SendLoop
     from .spill import SpillStore
 
     ledger = Ledger(stats, progress)
-    # Invalid files found there are moved aside, and their records counted as dropped.
-    spill = SpillStore(delivery.spill_dir, delivery.max_spill_bytes, ledger.dropped_records)
+    framing = Framing.of(transformer.encoder)  # the output format's: batches, files, answers
+    # Invalid files found there (or of another format) are moved aside, and their records
+    # counted as dropped.
+    spill = SpillStore(
+        delivery.spill_dir, delivery.max_spill_bytes, ledger.dropped_records, framing
+    )
     recovered = spill.open() if spill.max_bytes else 0
     if recovered:
         log.info(
@@ -97,7 +102,7 @@ def assemble(
     sender = Sender(transport, batching, timeout_seconds, clock)
     sending = SendLoop(sender, backlog, ledger, stats, transformer, clock, now_epoch, rng)
     intake = Intake(batching, delivery.holds_invocations, transformer, backlog, sending, stats,
-                    ledger, clock)  # fmt: skip
+                    ledger, clock, framing)  # fmt: skip
     sending.batcher = intake.batcher
     return Parts(intake, sending, backlog)
 

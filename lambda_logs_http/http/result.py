@@ -31,9 +31,12 @@ class SendResult:
     the same one are recognised whatever text an answer carries (a request id, a time).
     ``retryable`` says whether the same body may succeed later; ``error`` explains a failure in
     words fit for a log line; ``needs_fix`` marks failures only a configuration change can end.
+    ``answer`` holds the first bytes of the answer's body: of a failure's (for a format to read
+    what the receiver documents), of a success's only when the send asked for it (``_bulk``).
     """
 
-    __slots__ = ("ok", "status", "kind", "retryable", "error", "retry_after", "needs_fix")
+    __slots__ = ("ok", "status", "kind", "retryable", "error", "retry_after", "needs_fix",
+                 "answer")  # fmt: skip
 
     def __init__(
         self,
@@ -52,6 +55,7 @@ class SendResult:
         self.error = error
         self.retry_after = retry_after
         self.needs_fix = needs_fix
+        self.answer = b""
 
     @property
     def failure_key(self) -> tuple[int, str]:
@@ -68,10 +72,14 @@ class SendResult:
 def answered(status: int, detail: bytes, retry_after: str | None) -> SendResult:
     """The result for an answer with ``status``, its body's first bytes in ``detail``."""
     if 200 <= status < 300:
-        return SendResult(True, status)
+        result = SendResult(True, status)
+        result.answer = detail
+        return result
     # Scrubbed before it is cut: a receiver's error body may echo our request, credentials and
     # all, and a cut through a secret would leave its beginning for the scrub to miss.
     text = log.excerpt(detail.decode("utf-8", "replace").strip().replace("\n", " "), 300)
     retryable = status in RETRYABLE_STATUSES or status >= 500
     error = f"HTTP {status}" + (f": {text}" if text else "")
-    return SendResult(False, status, retryable, error, retry_after)
+    result = SendResult(False, status, retryable, error, retry_after)
+    result.answer = detail
+    return result

@@ -79,9 +79,15 @@ class _Attempt:
 
 
 class Transport:
-    """Interface: ``send(body, headers, timeout) -> SendResult``; ``close()``; ``abort()``."""
+    """Interface: ``send(body, headers, timeout) -> SendResult``; ``close()``; ``abort()``.
 
-    def send(self, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
+    ``answer_limit`` (given only when it is not 0): read up to that many bytes of a 2xx
+    answer's body into ``SendResult.answer`` (a ``_bulk`` answer says which documents failed).
+    """
+
+    def send(
+        self, body: bytes, headers: dict[str, str], timeout: float, answer_limit: int = 0
+    ) -> SendResult:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -102,12 +108,16 @@ class HttpTransport(Transport):
         self._abort = Abort()
         self._connector = Connector(endpoint, self._tls_context() if endpoint.https else None)
 
-    def send(self, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
+    def send(
+        self, body: bytes, headers: dict[str, str], timeout: float, answer_limit: int = 0
+    ) -> SendResult:
         self._abort.reset()
         deadline = time.monotonic() + timeout
         target = self._target
         for _hop in range(MAX_REDIRECTS + 1):
-            result, location = self._send_reconnecting(body, headers, target, deadline)
+            result, location = self._send_reconnecting(
+                body, headers, target, deadline, answer_limit
+            )
             if result.status not in _REDIRECTS or result.ok:
                 return result
             followed = self._followable(result.status, location)
@@ -134,20 +144,27 @@ class HttpTransport(Transport):
     # -- one request ----------------------------------------------------------------------
 
     def _send_reconnecting(
-        self, body: bytes, headers: dict[str, str], target: str, deadline: float
+        self,
+        body: bytes,
+        headers: dict[str, str],
+        target: str,
+        deadline: float,
+        answer_limit: int = 0,
     ) -> tuple[SendResult, str | None]:
         reused = self._connection is not None
-        attempt = self._send_once(body, headers, target, deadline)
+        attempt = self._send_once(body, headers, target, deadline, answer_limit=answer_limit)
         if attempt.broke_before_answer and reused and not self._abort.fired:
             # The receiver closed the idle keep-alive connection (typically while the environment
             # was frozen): that is no failure of the receiver, so reconnect once right away.
-            attempt = self._send_once(body, headers, target, deadline)
+            attempt = self._send_once(body, headers, target, deadline, answer_limit=answer_limit)
         if attempt.broke_before_answer and attempt.request_written and not self._abort.fired:
             # A fresh connection reset after the whole request was written and before any
             # answer: typically a server (or proxy) that answered early — 413, 401, 407 — and
             # closed without reading our body, the reset destroying its answer. Ask first this
             # time (Expect: 100-continue), so the answer comes before the body.
-            attempt = self._send_once(body, headers, target, deadline, ask_first=True)
+            attempt = self._send_once(
+                body, headers, target, deadline, ask_first=True, answer_limit=answer_limit
+            )
         return attempt.result, attempt.location
 
     def _send_once(
@@ -157,6 +174,7 @@ class HttpTransport(Transport):
         target: str,
         deadline: float,
         ask_first: bool = False,
+        answer_limit: int = 0,
     ) -> _Attempt:
         """One request on the current (or a new) connection."""
         connection = None
@@ -190,7 +208,7 @@ class HttpTransport(Transport):
                 written = True
                 connection.quickack()  # the answer's first segment is ACKed at once
                 status, response_headers = read_head(connection.reader)
-            limit = _MAX_ERROR_BODY if status >= 300 else _MAX_DRAINED_BODY
+            limit = _MAX_ERROR_BODY if status >= 300 else max(_MAX_DRAINED_BODY, answer_limit)
             try:
                 detail, whole = read_body(connection.reader, status, response_headers, limit)
             except OSError:
@@ -231,6 +249,8 @@ class HttpTransport(Transport):
         if status == 407:
             return _Attempt(self._proxy_refused(407, detail))
         result = _answered(status, detail, response_headers.get("retry-after"))
+        if result.ok and not answer_limit:
+            result.answer = b""  # read to keep the connection, not asked for
         proxy = self.endpoint.proxy
         if status in (401, 403) and proxy is not None and connection.proxied:
             # Some proxies (tinyproxy) refuse bad credentials with 401 rather than 407.
@@ -409,7 +429,9 @@ class TestModeTransport(Transport):
         self.endpoint = endpoint
         self._auth = auth
 
-    def send(self, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
+    def send(
+        self, body: bytes, headers: dict[str, str], timeout: float, answer_limit: int = 0
+    ) -> SendResult:
         shown = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
         self._auth.apply(shown, Request("POST", self.endpoint.display, body))
         shown = redact_headers(shown, self._auth)

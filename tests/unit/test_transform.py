@@ -171,6 +171,7 @@ def test_every_key_an_entry_can_have_is_one_a_spill_file_may_hold(
     the spill store does not know would make every spilled batch of it "invalid" and dropped."""
     from lambda_logs_http.delivery import spill
     from lambda_logs_http.delivery.batching import Batch
+    from lambda_logs_http.records.formats.seed import ENTRY_KEYS
 
     start = {"requestId": RID, "version": "$LATEST", "tenantId": TENANT}
     events = [{"time": "t", "type": "platform.start", "record": start},
@@ -179,7 +180,7 @@ def test_every_key_an_entry_can_have_is_one_a_spill_file_may_hold(
     entries.append(transformer.drop_report("buffer_full", 3))
     keys = set().union(*(json.loads(e or "{}") for e in entries))
     assert {"tenant_id", "request_id", "record"} <= keys
-    assert keys <= spill.ENTRY_KEYS, keys - spill.ENTRY_KEYS
+    assert keys <= ENTRY_KEYS, keys - ENTRY_KEYS
 
     dropped: list[tuple[str, int]] = []
     store = spill.SpillStore(str(tmp_path / "spill"), 1 << 20,

@@ -3,9 +3,10 @@ repeats (function, version, memory, region, architecture, and when known the acc
 extension's version and ``HTTP_EXTRA_FIELDS``), inside the envelope
 ``{"logs":[…],"source":"aws-lambda-extension","timestamp":…}``.
 
-An entry is built as JSON text directly: the repeated fields are encoded once, and the
-per-record strings go through the C string encoder. That is several times faster than building
-a dict and dumping it, and this runs once per log line.
+An entry is built as JSON text directly: the repeated fields are encoded once, the fields of an
+invocation (its request, tenant and trace) once per invocation, and the per-record strings go
+through the C string encoder. That is several times faster than building a dict and dumping
+it, and this runs once per log line.
 """
 
 from __future__ import annotations
@@ -16,14 +17,28 @@ from .base import Encoder, quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..record import EntryContext, Record
 
 SOURCE = "lambda"
+ENVELOPE_SOURCE = "aws-lambda-extension"
+# Every key an entry can have (HTTP_EXTRA_FIELDS' names aside), and those every entry has, as
+# strings: what a spilled batch's entries are checked against when read back.
+ENTRY_KEYS = frozenset({
+    "timestamp", "level", "message", "source", "function_name", "function_version",
+    "function_memory_size", "aws_region", "architecture", "account_id", "extension_version",
+    "log_type", "request_id", "tenant_id", "trace_id", "cold_start", "record",
+})  # fmt: skip
+ENTRY_TEXT_KEYS = ("timestamp", "level", "message", "log_type")
 
 
 class SeedEncoder(Encoder):
     name = "seed"
     content_type = "application/json"
+    head = '{"logs":['
+    separator = ","
+    tail = '],"source":"' + ENVELOPE_SOURCE + '","timestamp":"{stamp}"}'
 
     def __init__(self, context: EntryContext) -> None:
         super().__init__(context)
@@ -42,6 +57,8 @@ class SeedEncoder(Encoder):
         for name, value in context.extra_fields.items():
             context_json += f",{quote(name)}:{json.dumps(value, ensure_ascii=True)}"
         self._context_json = context_json
+        # HTTP_EXTRA_FIELDS are top-level keys: a spilled entry may hold them.
+        self._keys = ENTRY_KEYS | frozenset(context.extra_fields)
 
     def entry(self, record: Record) -> str:
         entry = (
@@ -49,18 +66,50 @@ class SeedEncoder(Encoder):
             f',"message":{quote(record.message)}{self._context_json}'
             f',"log_type":"{record.log_type}"'
         )
-        if record.request_id:
-            entry += f',"request_id":{quote(record.request_id)}'
-        if record.tenant_id:
-            entry += f',"tenant_id":{quote(record.tenant_id)}'
-        if record.trace_id:
-            entry += f',"trace_id":{quote(record.trace_id)}'
+        request_id, tenant_id, trace_id = record.request_id, record.tenant_id, record.trace_id
+        if request_id or tenant_id or trace_id:
+            key = (tenant_id, trace_id)
+            snippet = self.cached(request_id, key)
+            if snippet is None:
+                snippet = self.remember(
+                    request_id, key, _invocation_json(request_id, tenant_id, trace_id)
+                )
+            entry += snippet
         if record.cold_start:
             entry += ',"cold_start":true'
         fields = record.fields
         if fields is not None:
             entry += f',"record":{self.fields_json(fields)}'
         return entry + "}"
+
+    def shrink(self, entry: Any) -> tuple[Any, Any]:
+        entry.pop("record", None)
+        return entry, "message"
+
+    def check_entry(self, entry: Any) -> str:
+        return check(entry, self._keys)
+
+
+def check(entry: Any, keys: frozenset[str] = ENTRY_KEYS) -> str:
+    """"" when ``entry`` is a seed entry whose keys are all in ``keys``; else what is wrong."""
+    if not isinstance(entry, dict):
+        return "an entry is not a JSON object"
+    if not entry.keys() <= keys:
+        return f"an entry has unknown keys {sorted(entry.keys() - keys)[:3]}"
+    if not all(isinstance(entry.get(key), str) for key in ENTRY_TEXT_KEYS):
+        return f"an entry lacks one of {', '.join(ENTRY_TEXT_KEYS)}"
+    return ""
+
+
+def _invocation_json(request_id: str, tenant_id: str, trace_id: str) -> str:
+    text = ""
+    if request_id:
+        text += f',"request_id":{quote(request_id)}'
+    if tenant_id:
+        text += f',"tenant_id":{quote(tenant_id)}'
+    if trace_id:
+        text += f',"trace_id":{quote(trace_id)}'
+    return text
 
 
 ENCODER = SeedEncoder
