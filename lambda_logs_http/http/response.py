@@ -141,7 +141,7 @@ def read_body(
         return _read_chunked(reader, limit)
     length_header = headers.get("content-length")
     if length_header is not None:
-        if not length_header.isdigit():
+        if not (length_header.isascii() and length_header.isdigit()):  # not '³'
             raise MalformedResponse(f"bad Content-Length {length_header[:40]!r}")
         length = int(length_header)
         body = reader.read(min(length, limit))

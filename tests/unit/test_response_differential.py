@@ -312,3 +312,11 @@ def test_a_status_that_is_not_three_digits_from_100_is_refused_as_http_client_do
         read_ours([wire])
     with pytest.raises(http.client.BadStatusLine):
         read_stdlib([wire])
+
+
+def test_a_content_length_of_non_ascii_digits_is_refused_not_a_crash() -> None:
+    """Found by the fuzz suite: the header is Latin-1 text, and ``"³".isdigit()`` is True while
+    ``int("³")`` raises."""
+    wire = b"HTTP/1.1 200 OK\r\nContent-Length: \xb3\r\n\r\nok"
+    with pytest.raises(MalformedResponse):
+        read_ours([wire])
