@@ -158,7 +158,7 @@ class Encoder:
         raise NotImplementedError
 
     def check_entry(self, entry: Any) -> str:
-        """"" when ``entry`` (decoded JSON read back from disk) is an entry of this format, else
+        """Empty when ``entry`` (decoded JSON read back from disk) is an entry of this format, else
         what is wrong with it."""
         raise NotImplementedError
 
