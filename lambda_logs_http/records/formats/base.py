@@ -194,10 +194,13 @@ def truncated(entry: str, max_chars: int, shrink: Callable[[Any], tuple[Any, Any
         removed = _utf8_len(message) - _utf8_len(message[:keep])
         container[key] = message[:keep] + (TRUNCATION_MARKER.format(removed) if removed else "")
         shrunk = json.dumps(value, separators=(",", ":"))
-        if len(shrunk) <= max_chars or keep <= _MIN_MESSAGE_CHARS:
+        if len(shrunk) <= max_chars or keep == 0:
             return shrunk
-        # Escapes (\uXXXX, \n) make encoded text longer than its characters: cut further.
-        keep = max(_MIN_MESSAGE_CHARS, keep - (len(shrunk) - max_chars) - 8)
+        # Escapes (\uXXXX, \n; a character beyond the BMP is 12 bytes) make encoded text
+        # longer than its characters: cut further, by the kept part's bytes per character, below
+        # the minimum too — fitting the limit comes first.
+        per_char = max(1.0, (len(quote(message[:keep])) - 2) / keep)
+        keep = max(0, keep - int((len(shrunk) - max_chars) / per_char) - 1)
 
 
 def _utf8_len(text: str) -> int:

@@ -19,6 +19,7 @@ labels are sent once per request.
 
 from __future__ import annotations
 
+from .. import jsonsafe
 from .base import Encoder, epoch_ns_or_now, quote
 
 TYPE_CHECKING = False
@@ -127,7 +128,17 @@ class LokiEncoder(Encoder):
     # -- the batch side -----------------------------------------------------------------------
 
     def shrink(self, entry: Any) -> tuple[Any, Any]:
-        return entry["values"][0], 1
+        value = entry["values"][0]
+        line = value[1]
+        if isinstance(line, str) and line.startswith("{"):
+            # A structured record's line is its object: the structure goes, its message stays.
+            try:
+                decoded = jsonsafe.loads(line)
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
+                value[1] = decoded["message"]
+        return value, 1
 
     def check_entry(self, entry: Any) -> str:
         if not isinstance(entry, dict) or tuple(entry) != STREAM_KEYS:
