@@ -6,6 +6,9 @@ awslambdaric's JSON logger sends) and platform events (start, runtimeDone, repor
 
     python -m tools.bench.encode_cost               # timeit: best of 15, µs per line
     python -m tools.bench.encode_cost --callgrind   # instructions per line (valgrind)
+    python -m tools.bench.encode_cost --callgrind --formats otlp,loki
+
+Each kind is measured in every output format (``HTTP_FORMAT``; ``--formats`` picks some).
 
 Wall-clock figures on a shared machine move by 10-30 % from run to run; instruction counts
 under callgrind (1,000-line rounds, 3 rounds minus 0 rounds, ``PYTHONHASHSEED=0``) move by about
@@ -58,15 +61,28 @@ def events(kind: str) -> list[dict[str, object]]:
     return (cycle * 334)[:1000]
 
 
-def encoder() -> object:
+def encoder(output_format: str = "seed") -> object:
     from lambda_logs_http.records.transform import EntryContext, Transformer
 
-    return Transformer(EntryContext("bench", "$LATEST", 1024, "us-east-1", "x86_64")).encode
+    context = EntryContext("bench", "$LATEST", 1024, "us-east-1", "x86_64")
+    if output_format == "seed":  # also what a tree from before the formats measures
+        return Transformer(context).encode
+    from lambda_logs_http.records.formats import encoder_class
+
+    return Transformer(context, encoder=encoder_class(output_format)(context)).encode
 
 
-def run_rounds(kind: str, rounds: int) -> None:
+def all_formats() -> list[str]:
+    try:
+        from lambda_logs_http.records.formats import MODULES
+    except ImportError:  # a tree from before the formats
+        return ["seed"]
+    return list(MODULES)
+
+
+def run_rounds(kind: str, rounds: int, output_format: str = "seed") -> None:
     """Encode ``rounds`` times 1,000 events (the process callgrind counts)."""
-    encode = encoder()
+    encode = encoder(output_format)
     batch = events(kind)
     for event in batch[:50]:  # warm up: the counted rounds are steady state
         encode(event)  # type: ignore[operator]
@@ -75,38 +91,43 @@ def run_rounds(kind: str, rounds: int) -> None:
             encode(event)  # type: ignore[operator]
 
 
-def timed() -> None:
-    for kind in KINDS:
-        encode = encoder()
-        batch = events(kind)
+def timed(output_formats: list[str]) -> None:
+    for output_format in output_formats:
+        for kind in KINDS:
+            encode = encoder(output_format)
+            batch = events(kind)
 
-        def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
-            for event in batch:
-                encode(event)  # type: ignore[operator]
+            def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
+                for event in batch:
+                    encode(event)  # type: ignore[operator]
 
-        best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
-        print(f"{kind:9s} {best * 1e6:6.3f} µs/line  {1 / best:10,.0f} lines/s")
+            best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
+            print(f"{output_format:7s} {kind:9s} {best * 1e6:6.3f} µs/line  "
+                  f"{1 / best:10,.0f} lines/s")
 
 
-def counted(tree: str | None) -> int:
+def counted(tree: str | None, output_formats: list[str], kinds: tuple[str, ...] = KINDS) -> int:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    for kind in KINDS:
-        totals = []
-        for rounds in (0, 3):
-            done = subprocess.run(
-                [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                 "-m", "tools.bench.encode_cost", "--rounds", kind, str(rounds),
-                 *(["--tree", tree] if tree else [])],
-                capture_output=True, text=True, env=env, timeout=600, check=True,
-            )
-            found = re.search(r"Collected : (\d+)", done.stderr)
-            assert found, done.stderr[-500:]
-            totals.append(int(found.group(1)))
-        print(f"{kind:9s} {(totals[1] - totals[0]) // 3000:7,d} instructions/line")
+    for output_format in output_formats:
+        for kind in kinds:
+            totals = []
+            for rounds in (0, 3):
+                done = subprocess.run(
+                    [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                     sys.executable, "-m", "tools.bench.encode_cost",
+                     "--rounds", kind, str(rounds), "--formats", output_format,
+                     *(["--tree", tree] if tree else [])],
+                    capture_output=True, text=True, env=env, timeout=600, check=True,
+                )  # fmt: skip
+                found = re.search(r"Collected : (\d+)", done.stderr)
+                assert found, done.stderr[-500:]
+                totals.append(int(found.group(1)))
+            print(f"{output_format:7s} {kind:9s} {(totals[1] - totals[0]) // 3000:7,d} "
+                  "instructions/line")
     return 0
 
 
@@ -116,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="count instructions under valgrind instead of timing")
     parser.add_argument("--tree", metavar="DIR",
                         help="measure the lambda_logs_http in DIR (default: this one)")
+    parser.add_argument("--formats", help="comma-separated output formats (default: all)")
+    parser.add_argument("--kinds",
+                        help=f"comma-separated kinds of line (default: {','.join(KINDS)})")
     parser.add_argument("--rounds", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.tree:
@@ -125,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.rounds:
         print(f"lambda_logs_http from {os.path.dirname(lambda_logs_http.__file__)}, "
               f"Python {sys.version.split()[0]}")
+    output_formats = args.formats.split(",") if args.formats else all_formats()
     if args.rounds:
-        run_rounds(args.rounds[0], int(args.rounds[1]))
+        run_rounds(args.rounds[0], int(args.rounds[1]), output_formats[0])
         return 0
     if args.callgrind:
-        return counted(args.tree)
-    timed()
+        kinds = tuple(args.kinds.split(",")) if args.kinds else KINDS
+        return counted(args.tree, output_formats, kinds)
+    timed(output_formats)
     return 0
 
 

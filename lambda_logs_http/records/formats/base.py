@@ -228,7 +228,11 @@ def epoch_ns(text: str) -> int:
             _SECONDS.clear()
         _SECONDS[head] = seconds
     rest = text[19:]
-    if rest == ".000Z" or rest == "Z" or not rest:
+    if len(rest) == 5 and rest[0] == "." and rest[4] == "Z":  # Lambda's own: milliseconds
+        millis = rest[1:4]
+        if millis.isdigit() and millis.isascii():
+            return seconds * 1_000_000_000 + int(millis) * 1_000_000
+    if rest == "Z" or not rest:
         return seconds * 1_000_000_000
     fraction = 0
     if rest[0] == ".":
@@ -249,7 +253,15 @@ def epoch_ns(text: str) -> int:
 
 
 def epoch_ns_or_now(text: str) -> int:
-    """``epoch_ns(text)``, or now for text that is no time."""
+    """``epoch_ns(text)``, or now for text that is no time.
+
+    Lambda's own times (``…:00.123Z``, a second already seen) take a path of their own: this
+    runs once per entry of the formats that write nanoseconds."""
+    if len(text) == 24 and text[23] == "Z" and text[19] == ".":
+        seconds = _SECONDS.get(text[:19])
+        millis = text[20:23]
+        if seconds is not None and millis.isdigit() and millis.isascii():
+            return seconds * 1_000_000_000 + int(millis) * 1_000_000
     try:
         return epoch_ns(text)
     except (ValueError, IndexError):

@@ -138,13 +138,18 @@ class OtlpEncoder(Encoder):
             '"scopeLogs":[{"scope":' + scope + '},"logRecords":['
         )  # fmt: skip
         self._log_types: dict[str, str] = {}
+        self._severities: dict[str, str] = {}  # level -> its severity fields
 
     def entry(self, record: Record) -> str:
-        level = record.level
+        severity = self._severities.get(record.level)
+        if severity is None:
+            level = record.level
+            severity = self._severities[level] = (
+                f'","severityNumber":{SEVERITY_NUMBERS.get(level, 9)},"severityText":"{level}"'
+            )
         entry = (
             f'{{"timeUnixNano":"{epoch_ns_or_now(record.time)}"'
-            f',"observedTimeUnixNano":"{time.time_ns()}"'
-            f',"severityNumber":{SEVERITY_NUMBERS.get(level, 9)},"severityText":"{level}"'
+            f',"observedTimeUnixNano":"{time.time_ns()}{severity}'
         )
         fields = record.fields
         platform = record.log_type == "platform"
