@@ -7,6 +7,7 @@ awslambdaric's JSON logger sends) and platform events (start, runtimeDone, repor
     python -m tools.bench.encode_cost               # timeit: best of 15, µs per line
     python -m tools.bench.encode_cost --callgrind   # instructions per line (valgrind)
     python -m tools.bench.encode_cost --callgrind --formats otlp,loki
+    python -m tools.bench.encode_cost --framing     # batching's cost per entry, per format
 
 Each kind is measured in every output format (``HTTP_FORMAT``; ``--formats`` picks some).
 
@@ -106,6 +107,31 @@ def timed(output_formats: list[str]) -> None:
                   f"{1 / best:10,.0f} lines/s")
 
 
+def framing_cost(output_formats: list[str]) -> None:
+    """What the batching adds per entry (``Batcher.add``: the exact count) and per body
+    (``Framing.body``: one join), on 4,000 text lines in each format."""
+    from lambda_logs_http.delivery.batching import Batcher, Framing
+
+    for output_format in output_formats:
+        encode = encoder(output_format)
+        entries = [encode(e) for e in events("text")] * 4  # type: ignore[operator]
+        framing = Framing.of(encode.__self__.encoder)  # type: ignore[attr-defined]
+
+        def add(entries: list[str] = entries, framing: Framing = framing) -> Batcher:
+            batcher = Batcher(10**8, 10**6, framing)
+            for entry in entries:
+                batcher.add(entry, 0.0)
+            return batcher
+
+        per_add = min(timeit.repeat(add, number=5, repeat=7)) / (5 * len(entries))
+        batch = add().take()
+        assert batch is not None
+        per_body = min(timeit.repeat(batch.body, number=20, repeat=7)) / 20
+        print(f"{output_format:7s} add {per_add * 1e9:5.0f} ns/entry   body "
+              f"{per_body * 1e9 / len(batch):5.0f} ns/entry   {batch.size:>10,d} bytes for "
+              f"{len(batch):,} lines")
+
+
 def counted(tree: str | None, output_formats: list[str], kinds: tuple[str, ...] = KINDS) -> int:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -137,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="count instructions under valgrind instead of timing")
     parser.add_argument("--tree", metavar="DIR",
                         help="measure the lambda_logs_http in DIR (default: this one)")
+    parser.add_argument("--framing", action="store_true",
+                        help="time the batching (count and body) per entry instead")
     parser.add_argument("--formats", help="comma-separated output formats (default: all)")
     parser.add_argument("--kinds",
                         help=f"comma-separated kinds of line (default: {','.join(KINDS)})")
@@ -156,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.callgrind:
         kinds = tuple(args.kinds.split(",")) if args.kinds else KINDS
         return counted(args.tree, output_formats, kinds)
+    if args.framing:
+        framing_cost(output_formats)
+        return 0
     timed(output_formats)
     return 0
 
