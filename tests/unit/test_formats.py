@@ -348,3 +348,34 @@ def test_gzip_of_every_format_decompresses_to_the_body(name: str) -> None:
     wire = gzip_bytes(body, 1)
     assert gzip.decompress(wire) == body
     assert len(CHECK[name](gzip.decompress(wire))) == 50
+
+
+# -- what the receivers answer -----------------------------------------------------------------
+
+
+def test_an_otlp_partial_success_counts_the_rejected_records() -> None:
+    """OTLP/HTTP specification, "Partial Success": a 200 whose ExportLogsServiceResponse has
+    partialSuccess.rejectedLogRecords (an int64: a string in JSON) and an errorMessage."""
+    enc = encoder("otlp")
+    assert enc.answer_limit(10) > 0
+    for accepted in (b"{}", b'{"partialSuccess":null}', b'{"partialSuccess":{}}', b"",
+                     b"<html>", b'{"partialSuccess":{"rejectedLogRecords":"0"}}'):  # fmt: skip
+        assert enc.read_answer(accepted, 10) is None
+    answer = b'{"partialSuccess":{"rejectedLogRecords":"3","errorMessage":"too old"}}'
+    report = enc.read_answer(answer, 10)
+    assert report is not None
+    assert (report.rejected, report.retry) == ([7, 8, 9], [])
+    assert report.first_error == "OTLP partial success: too old"
+    report = enc.read_answer(b'{"partialSuccess":{"rejectedLogRecords":40}}', 10)
+    assert report is not None and report.rejected == list(range(10))
+
+
+def test_error_answers_are_named_in_the_failure() -> None:
+    """OTLP/HTTP: a failure's body is a google.rpc.Status; Loki: one line of text."""
+    otlp, loki = encoder("otlp"), encoder("loki")
+    status = b'{"code":3,"message":"logRecords[0].traceId: invalid length"}'
+    assert otlp.explain(400, status) == "logRecords[0].traceId: invalid length"
+    assert otlp.explain(502, b"<html>bad gateway</html>") == ""
+    refusal = b"entry for stream '{service_name=\"f\"}' has timestamp too old: 2020-01-01\n"
+    assert loki.explain(400, refusal).startswith("entry for stream")
+    assert loki.explain(502, b"<html>bad gateway</html>") == ""

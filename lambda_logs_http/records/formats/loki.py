@@ -140,6 +140,12 @@ class LokiEncoder(Encoder):
                 value[1] = decoded["message"]
         return value, 1
 
+    def explain(self, status: int, answer: bytes) -> str:
+        """Loki answers a refused push (400: a line too long or too old, a bad label; 429: a
+        rate limit) with one line of text saying which limit."""
+        text = answer.decode("utf-8", "replace").strip()
+        return text.splitlines()[0][:300] if text and not text.startswith("<") else ""
+
     def check_entry(self, entry: Any) -> str:
         if not isinstance(entry, dict) or tuple(entry) != STREAM_KEYS:
             return "an entry is not a Loki stream"

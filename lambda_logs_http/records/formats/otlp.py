@@ -23,6 +23,7 @@ import time
 from .. import jsonsafe
 from .base import (
     SEVERITY_NUMBERS,
+    AnswerReport,
     Encoder,
     epoch_ns_or_now,
     quote,
@@ -50,6 +51,10 @@ _INT64 = (-(1 << 63), 1 << 63)
 # (Rust receivers) at 128 levels, so 20 levels leaves a margin under both.
 _MAX_DEPTH = 20
 _PLATFORM_PREFIX = "aws.lambda."
+# A success answer is an ExportLogsServiceResponse: "{}", or a partialSuccess naming how many
+# records were rejected and why (a short message); more than this is not read.
+ANSWER_LIMIT = 16_384
+_SHOWN_CHARS = 300
 
 
 def any_value(value: Any, depth: int = 1) -> str:
@@ -220,6 +225,36 @@ class OtlpEncoder(Encoder):
         ]  # fmt: skip
         return entry["body"], "stringValue"
 
+    def answer_limit(self, records: int) -> int:
+        return ANSWER_LIMIT
+
+    def read_answer(self, answer: bytes, records: int) -> AnswerReport | None:
+        """OTLP/HTTP's partial success: a 200 whose ``partialSuccess.rejectedLogRecords`` says
+        how many records the receiver dropped for good (the specification: not to be retried).
+        It does not say which: the count is what is accounted for (the last entries' indices
+        stand for them)."""
+        partial = _json_object(answer).get("partialSuccess")
+        if not isinstance(partial, dict):
+            return None
+        try:
+            rejected = int(partial.get("rejectedLogRecords") or 0)
+        except (TypeError, ValueError):
+            return None
+        if rejected <= 0:
+            return None
+        report = AnswerReport()
+        report.rejected = list(range(max(0, records - rejected), records))
+        message = partial.get("errorMessage")
+        report.first_error = "OTLP partial success: " + (
+            str(message)[:_SHOWN_CHARS] if message else f"{rejected} log records rejected"
+        )
+        return report
+
+    def explain(self, status: int, answer: bytes) -> str:
+        """OTLP/HTTP's error answer is a ``google.rpc.Status``: its ``message`` says why."""
+        message = _json_object(answer).get("message")
+        return str(message)[:_SHOWN_CHARS] if isinstance(message, str) and message else ""
+
     def check_entry(self, entry: Any) -> str:
         if not isinstance(entry, dict):
             return "an entry is not a JSON object"
@@ -233,6 +268,15 @@ class OtlpEncoder(Encoder):
         if not isinstance(entry.get("attributes", []), list):
             return "an entry's attributes are not a list"
         return ""
+
+
+def _json_object(answer: bytes) -> dict[str, Any]:
+    """An answer's JSON object; {} when it is not one (a proxy's HTML, a cut answer)."""
+    try:
+        value = json.loads(answer)
+    except (ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 ENCODER = OtlpEncoder
