@@ -88,6 +88,7 @@ class LokiEncoder(Encoder):
         self._labels_after = "".join(f",{quote(k)}:{quote(v)}" for k, v in labels.items())
         self._metadata = "".join(f",{quote(k)}:{quote(v)}" for k, v in metadata.items())
         self._streams: dict[tuple[str, str], str] = {}
+        self._last: tuple[tuple[Any, ...], str] = ((), "")
 
     def entry(self, record: Record) -> str:
         stream_key = (record.level, record.log_type)
@@ -102,11 +103,18 @@ class LokiEncoder(Encoder):
         line = record.message if fields is None else self.object_with_message(
             record.message, fields
         )  # fmt: skip
-        metadata = self._invocation(record) + self._metadata
-        entry = f'{stream}{epoch_ns_or_now(record.time)}",{quote(line)}'
-        if metadata:
-            entry += ",{" + metadata[1:] + "}"
-        return entry + "]]}"
+        # The line's metadata: the same as the line before's, most of the time. Read and
+        # replaced as one tuple, and a function of its key alone: safe from either thread
+        # (drop reports are written on the sender's).
+        key = (record.request_id, record.tenant_id, record.trace_id, record.cold_start)
+        last = self._last
+        if key == last[0]:
+            metadata = last[1]
+        else:
+            metadata = self._invocation(record) + self._metadata
+            metadata = ",{" + metadata[1:] + "}" if metadata else ""
+            self._last = (key, metadata)
+        return f'{stream}{epoch_ns_or_now(record.time)}",{quote(line)}{metadata}]]}}'
 
     def _invocation(self, record: Record) -> str:
         request_id = record.request_id

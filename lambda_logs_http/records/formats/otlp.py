@@ -18,7 +18,7 @@ ids once per invocation.
 from __future__ import annotations
 
 import json
-import time
+from time import time_ns
 
 from .. import jsonsafe
 from .base import (
@@ -144,6 +144,7 @@ class OtlpEncoder(Encoder):
         )  # fmt: skip
         self._log_types: dict[str, str] = {}
         self._severities: dict[str, str] = {}  # level -> its severity fields
+        self._last: tuple[tuple[Any, ...], tuple[str, str]] = ((), ("", ""))
 
     def entry(self, record: Record) -> str:
         severity = self._severities.get(record.level)
@@ -152,32 +153,42 @@ class OtlpEncoder(Encoder):
             severity = self._severities[level] = (
                 f'","severityNumber":{SEVERITY_NUMBERS.get(level, 9)},"severityText":"{level}"'
             )
-        entry = (
-            f'{{"timeUnixNano":"{epoch_ns_or_now(record.time)}"'
-            f',"observedTimeUnixNano":"{time.time_ns()}{severity}'
-        )
         fields = record.fields
-        platform = record.log_type == "platform"
+        kind = record.log_type
+        platform = kind == "platform"
         if fields is None or platform:
-            entry += ',"body":{"stringValue":' + quote(record.message) + "}"
+            body = quote(record.message)
+            body = '{"stringValue":' + body + "}"
         else:
             values = key_values(fields, 2)
             if "message" not in fields:
                 lead = '{"key":"message","value":{"stringValue":' + quote(record.message) + "}}"
                 values = lead + ("," + values if values else "")
-            entry += ',"body":{"kvlistValue":{"values":[' + values + "]}}"
-        attributes, ids = self._invocation(record)
-        log_type = self._log_types.get(record.log_type)
+            body = '{"kvlistValue":{"values":[' + values + "]}}"
+        # The invocation's part: the same as the line before's, most of the time. Read and
+        # replaced as one tuple, and a function of its key alone: safe from either thread
+        # (drop reports are written on the sender's).
+        key = (record.request_id, record.tenant_id, record.trace_id, record.span_id,
+               record.cold_start)  # fmt: skip
+        last = self._last
+        if key == last[0]:
+            attributes, ids = last[1]
+        else:
+            attributes, ids = found = self._invocation(record)
+            self._last = (key, found)
+        log_type = self._log_types.get(kind)
         if log_type is None:
-            log_type = self._log_types[record.log_type] = attribute("log.type", record.log_type)
-        entry += ',"attributes":[' + attributes + log_type
+            log_type = self._log_types[kind] = attribute("log.type", kind)
         if platform:
-            out = [attribute(_PLATFORM_PREFIX + "event_type", record.event_type)]
+            out = [log_type, attribute(_PLATFORM_PREFIX + "event_type", record.event_type)]
             if fields:
                 flattened({k: v for k, v in fields.items() if k != "requestId"},
                           _PLATFORM_PREFIX, out)  # fmt: skip
-            entry += "," + ",".join(out)
-        return entry + "]" + ids + "}"
+            log_type = ",".join(out)
+        return (
+            f'{{"timeUnixNano":"{epoch_ns_or_now(record.time)}","observedTimeUnixNano":"'
+            f'{time_ns()}{severity},"body":{body},"attributes":[{attributes}{log_type}]{ids}}}'
+        )
 
     def _invocation(self, record: Record) -> tuple[str, str]:
         """The invocation's attributes (each followed by a comma) and its trace ids."""
