@@ -28,7 +28,9 @@ BUNDLED = RUNTIME / "bin" / "python3"
 ON_LAMBDA = Path("/opt") / BUNDLED
 QEMU_SYSROOT = Path("/usr/aarch64-linux-gnu")
 # Pinned as in requirements-dev.txt: what the unit suite runs with on the bundled interpreter.
-TEST_PACKAGES = ("pytest==9.2.0", "pytest-timeout==2.4.0", "hypothesis==6.170.15")
+TEST_PACKAGES = (
+    "pytest==9.2.0", "pytest-timeout==2.4.0", "hypothesis==6.170.15", "botocore==1.44.8",
+)
 
 
 @dataclass(frozen=True)
@@ -60,22 +62,29 @@ def runner_prefix(arch: str) -> list[str]:
     qemu = shutil.which("qemu-aarch64") if arch == "arm64" else None
     if not qemu or not (QEMU_SYSROOT / "lib" / "ld-linux-aarch64.so.1").exists():
         pytest.skip(
-            f"cannot run {arch} binaries here (Debian: apt-get install qemu-user libc6-arm64-cross)"
+            f"cannot run {arch} binaries here (Debian: apt-get install qemu-user libc6-arm64-cross "
+            "libgcc-s1-arm64-cross)"
         )
     return [qemu, "-L", str(QEMU_SYSROOT)]
 
 
-def emulated_executable(arch: str, python: Path, directory: Path) -> Path:
-    """A host-runnable script standing for ``python`` (sys.executable for tests that start
-    subprocesses): the python itself natively, else a qemu wrapper (no binfmt_misc needed)."""
+def emulated_executable(arch: str, python: Path) -> Path:
+    """A host-runnable program standing for ``python`` (and its ``sys.executable``, which tests
+    that start Python subprocesses use): the python itself natively, else a qemu wrapper script
+    beside it (no binfmt_misc handler needed). qemu's ``-0`` makes the wrapper the emulated
+    interpreter's argv[0]: so its sys.executable is the wrapper, its children run under qemu too,
+    and it still finds its standard library from that directory."""
     prefix = runner_prefix(arch)
     if not prefix:
         return python
-    wrapper = directory / f"python3-{arch}"
-    wrapper.write_text(
-        "#!/bin/sh\nexec " + " ".join(f"'{p}'" for p in prefix) + f" '{python}' \"$@\"\n"
+    wrapper = python.with_name(f"{python.name}-qemu")
+    text = (
+        "#!/bin/sh\nexec " + " ".join(f"'{p}'" for p in prefix)
+        + f" -0 '{wrapper}' '{python}' \"$@\"\n"
     )
-    wrapper.chmod(0o755)
+    if not wrapper.exists() or wrapper.read_text() != text:
+        wrapper.write_text(text)
+        wrapper.chmod(0o755)
     return wrapper
 
 
@@ -103,10 +112,12 @@ def build_standalone(arch: str, out_dir: Path) -> Standalone:
     )
 
 
-def site_for_tests(python_version: str = "3.13") -> Path:
-    """pytest and its plugins for the bundled interpreter (pure-Python wheels, installed once into
-    the cache by the dev venv's pip); skips when PyPI cannot be reached."""
-    site = CACHE / f"test-site-{python_version}"
+def site_for_tests(arch: str, python_version: str = "3.13") -> Path:
+    """pytest and its plugins for the bundled interpreter of ``arch`` (wheels for that machine:
+    hypothesis has a compiled part), installed once into the cache by the dev venv's pip; skips
+    when PyPI cannot be reached."""
+    machine = {"x86_64": "x86_64", "arm64": "aarch64"}[arch]
+    site = CACHE / f"test-site-{python_version}-{arch}"
     stamp = site / ".installed"
     if stamp.exists() and stamp.read_text() == " ".join(TEST_PACKAGES):
         return site
@@ -114,6 +125,7 @@ def site_for_tests(python_version: str = "3.13") -> Path:
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
          "--target", str(site), "--python-version", python_version, "--only-binary=:all:",
+         *(f"--platform=manylinux_2_{v}_{machine}" for v in (17, 28, 34)),
          *TEST_PACKAGES],
         capture_output=True, text=True, timeout=300,
     )

@@ -257,20 +257,26 @@ def test_tls_with_the_bundled_openssl(standalone: Standalone, tmp_path: Path) ->
 
 # --- the unit suite on the bundled interpreter ----------------------------------------------------
 
+@pytest.mark.timeout(1800)
 def test_unit_suite_on_the_bundled_interpreter(standalone: Standalone, tmp_path: Path) -> None:
     """tests/unit on the layer's binary (arm64: under qemu-user), with the extension's imports
     checked against the allow-list; the report is printed (-s shows it)."""
-    prefix = runner_prefix(standalone.arch)
-    site = site_for_tests()
+    emulated = bool(runner_prefix(standalone.arch))
+    site = site_for_tests(standalone.arch)
     full = standalone.full_python
     assert full.exists(), full
-    executable = emulated_executable(standalone.arch, full, tmp_path)
+    executable = emulated_executable(standalone.arch, full)
     report = tmp_path / "report.json"
-    timeout = 600 if not prefix else 1800
+    timeout = 600 if not emulated else 1500
+    # Under emulation (about 10x slower) one test's wall-clock bound cannot hold: a push to the
+    # listener answered within 0.5 s while a flooding peer never reads (2-3 s under qemu).
+    # The behaviour it checks runs natively on the x86_64 build.
+    deselect = ["--deselect", "tests/unit/test_listener.py::"
+                "test_a_peer_that_never_reads_its_answers_does_not_hold_up_lambda"] if emulated else []
     proc = subprocess.run(
-        [*prefix, str(full), "-I", "-S", str(REPO / "tests" / "packaging" / "standalone_runner.py"),
+        [str(executable), "-I", "-S", str(REPO / "tests" / "packaging" / "standalone_runner.py"),
          str(report), str(ALLOWLIST), str(site), str(executable), "--",
-         "-q", "-p", "no:cacheprovider", "--timeout", "600", str(REPO / "tests" / "unit")],
+         "-q", "-p", "no:cacheprovider", "--timeout", "600", *deselect, "tests/unit"],
         cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=timeout,
         stdin=subprocess.DEVNULL,
     )

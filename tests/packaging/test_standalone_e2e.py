@@ -19,6 +19,9 @@ import tests.e2e.test_extension as e2e
 from tests.e2e.test_extension import *  # noqa: F403 (re-collects every scenario in this module)
 from tests.packaging.standalone_helpers import BUNDLED, Standalone, build_standalone, host_arch
 
+# That scenario picks each pyenv Python through LAMBDA_LOGS_HTTP_PYTHON: the plain layer's case.
+del test_runs_on_every_lambda_python  # noqa: F821
+
 
 @pytest.fixture(scope="module")
 def standalone_layer(tmp_path_factory: pytest.TempPathFactory) -> Standalone:
