@@ -34,8 +34,8 @@ PYMINOR=${PYPKG#python}
 LAYER_PREFIX=/opt/lambda-logs-http/runtime
 
 case $ARCH in
-  x86_64) TARGET=x86_64-linux-gnu.2.17 HOST=x86_64-pc-linux-gnu OSSL_TARGET=linux-x86_64 ;;
-  arm64 | aarch64) ARCH=arm64 TARGET=aarch64-linux-gnu.2.17 HOST=aarch64-unknown-linux-gnu OSSL_TARGET=linux-aarch64 ;;
+  x86_64) TARGET=x86_64-linux-gnu.2.17 HOST=x86_64-pc-linux-gnu OSSL_TARGET=linux-x86_64 MAKE_SUFFIX=x86 ;;
+  arm64 | aarch64) ARCH=arm64 TARGET=aarch64-linux-gnu.2.17 HOST=aarch64-unknown-linux-gnu OSSL_TARGET=linux-aarch64 MAKE_SUFFIX=arm ;;
   *) echo "interpreter.sh: unknown architecture '$ARCH' (x86_64 or arm64)" >&2; exit 2 ;;
 esac
 
@@ -46,21 +46,17 @@ CACHE=$(cd "$CACHE" && pwd)
 OUT=$CACHE/$ARCH
 ROOT=$OUT/root$LAYER_PREFIX
 
-# --- the toolchain: zig from the ziglang wheel (PyPI), into the cache --------------------------
-ZIGDIR=$CACHE/ziglang-$ZIGLANG_VERSION
-ZIG=$ZIGDIR/ziglang/zig
-if [ ! -x "$ZIG" ]; then
-  log "installing ziglang==$ZIGLANG_VERSION (pip) into $ZIGDIR"
-  pip=${STANDALONE_PIP:-$(command -v pip3 || command -v pip || true)}
-  [ -n "$pip" ] || die "no pip to install ziglang with (set STANDALONE_PIP)"
-  rm -rf "$ZIGDIR.tmp"
-  "$pip" install -q --disable-pip-version-check --no-deps --target "$ZIGDIR.tmp" "ziglang==$ZIGLANG_VERSION" >&2
-  mv "$ZIGDIR.tmp" "$ZIGDIR"
-fi
-# zig keeps its compiled libc stubs here (a few seconds per target, once).
-export ZIG_GLOBAL_CACHE_DIR=$CACHE/zig-cache ZIG_LOCAL_CACHE_DIR=$CACHE/zig-cache
+# STANDALONE_REUSE_ONLY (tests, the benchmark): the cache or nothing, never a download or a build
+# of minutes in the middle of a test run. Exit status 3 says "not built": the caller skips.
+reuse_only() {
+  log "no up-to-date interpreter in $OUT (make build_standalone_$MAKE_SUFFIX builds it)"
+  exit 3
+}
+[ -z "${STANDALONE_REUSE_ONLY:-}" ] || [ -f "$OUT/recipe" ] || reuse_only
 
-SOURCES=$(bash "$HERE/sources.sh" "$CACHE/src" "$PYPKG" openssl=3.5. zlib)
+# The tarballs name the recipe; sources.sh downloads one only when it is missing (never when reusing).
+SOURCES=$(STANDALONE_OFFLINE=${STANDALONE_REUSE_ONLY:-} bash "$HERE/sources.sh" "$CACHE/src" "$PYPKG" openssl=3.5. zlib) \
+  || { [ -z "${STANDALONE_REUSE_ONLY:-}" ] || reuse_only; die "no sources"; }
 PY_TAR=$(sed -n 1p <<<"$SOURCES")
 OSSL_TAR=$(sed -n 2p <<<"$SOURCES")
 ZLIB_TAR=$(sed -n 3p <<<"$SOURCES")
@@ -85,11 +81,21 @@ if [ -f "$OUT/recipe" ] && [ "$(cat "$OUT/recipe")" = "$recipe" ] && [ -x "$ROOT
   echo "$ROOT"
   exit 0
 fi
-# Tests use the cache only: never a build of minutes in the middle of a test run.
-if [ -n "${STANDALONE_REUSE_ONLY:-}" ]; then
-  log "no up-to-date interpreter in $OUT (make build_standalone_${ARCH/x86_64/x86} builds it)"
-  exit 3
+[ -z "${STANDALONE_REUSE_ONLY:-}" ] || reuse_only
+
+# --- the toolchain: zig from the ziglang wheel (PyPI), into the cache --------------------------
+ZIGDIR=$CACHE/ziglang-$ZIGLANG_VERSION
+ZIG=$ZIGDIR/ziglang/zig
+if [ ! -x "$ZIG" ]; then
+  log "installing ziglang==$ZIGLANG_VERSION (pip) into $ZIGDIR"
+  pip=${STANDALONE_PIP:-$(command -v pip3 || command -v pip || true)}
+  [ -n "$pip" ] || die "no pip to install ziglang with (set STANDALONE_PIP)"
+  rm -rf "$ZIGDIR.tmp"
+  "$pip" install -q --disable-pip-version-check --no-deps --target "$ZIGDIR.tmp" "ziglang==$ZIGLANG_VERSION" >&2
+  mv "$ZIGDIR.tmp" "$ZIGDIR"
 fi
+# zig keeps its compiled libc stubs here (a few seconds per target, once).
+export ZIG_GLOBAL_CACHE_DIR=$CACHE/zig-cache ZIG_LOCAL_CACHE_DIR=$CACHE/zig-cache
 
 # arm64 needs a build Python of the same version: the x86_64 one (built first, or reused).
 BUILD_PY=

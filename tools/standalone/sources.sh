@@ -8,7 +8,8 @@
 # /etc/apt at run time, no host name here) pointed at the suites in $STANDALONE_SUITES (default
 # "trixie sid"), with private apt lists under DIR/apt (the machine's apt setup is left alone). The
 # newest version whose files the archive serves wins; only the .orig tarball is kept (Debian's
-# patches are for Debian's own build layout, not for this one).
+# patches are for Debian's own build layout, not for this one). With STANDALONE_OFFLINE set, a
+# missing tarball is an error instead of a download.
 set -euo pipefail
 DIR=$1
 shift
@@ -113,6 +114,7 @@ for spec in "$@"; do
   [ "$pkg" = "$spec" ] || prefix=${spec#*=}
   name=$(existing "$pkg" "$prefix")
   if [ -z "$name" ]; then
+    [ -z "${STANDALONE_OFFLINE:-}" ] || die "no $pkg${prefix:+ $prefix*} tarball in $DIR (STANDALONE_OFFLINE: no download)"
     download "$pkg" "$prefix"
     name=$(existing "$pkg" "$prefix")
   fi
