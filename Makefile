@@ -61,6 +61,7 @@ help:
 	@echo "  test                        run the test suite in $(VENV) (created from requirements-dev.txt)"
 	@echo "  lint                        ruff check"
 	@echo "  fault_matrix                delivery under receiver faults, end to end; prints the table"
+	@echo "  interop                     delivery to real receivers and forward proxies, end to end; prints the table"
 	@echo "  clean                       remove $(OUT_DIR)/ and caches"
 	@echo "Variables: AWS=$(AWS) LAYER_NAME=$(LAYER_NAME) OUT_DIR=$(OUT_DIR) RUNTIMES='$(RUNTIMES)'"
 
@@ -208,6 +209,20 @@ fault_matrix: venv
 	@status=0; FAULT_MATRIX_OUT='$(FAULT_MATRIX_OUT)' '$(VENV)/bin/python' -m pytest tests/faults \
 	  $(PYTEST_ARGS) || status=$$?; \
 	echo; '$(VENV)/bin/python' tests/faults/report.py '$(FAULT_MATRIX_OUT)/results.jsonl'; \
+	exit $$status
+
+# The interoperability suite (tests/interop): the built layer in the sandbox, frozen between
+# invocations, against real receivers (http.server, Werkzeug, gunicorn, uvicorn, Hypercorn,
+# aiohttp, Node.js, nginx, Caddy, FastAPI) and forward proxies (tinyproxy, mitmproxy); prints
+# per receiver what was delivered and runtimeDone -> /event/next beside its own round trip. The
+# figures stay in INTEROP_OUT/results.jsonl.
+INTEROP_OUT ?= $(OUT_DIR)/interop
+.PHONY: interop
+interop: venv
+	@rm -f '$(INTEROP_OUT)/results.jsonl'
+	@status=0; INTEROP_OUT='$(INTEROP_OUT)' '$(VENV)/bin/python' -m pytest tests/interop \
+	  $(PYTEST_ARGS) || status=$$?; \
+	echo; '$(VENV)/bin/python' tests/interop/report.py '$(INTEROP_OUT)/results.jsonl'; \
 	exit $$status
 
 # Performance (bench/README.md): builds the layer from the working tree, prints the tables and

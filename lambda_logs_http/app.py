@@ -3,8 +3,9 @@
 Wiring lives here and nowhere else: which transformer and transport the worker gets, which
 callbacks connect the listener to the worker. The order is the cold start's: Lambda starts the
 function's runtime only once every extension has registered, so before the register call this
-module does nothing but read the environment, and imports only what that needs; the parts
-(threads, the listener, the lifecycle) are imported and built after.
+module does nothing but read the environment, and imports only what that needs; what is slow
+(settings whose values come from AWS, ``HTTP_HEADERS``' JSON: ``settings.secrets``) runs right
+after it, and the parts (threads, the listener, the lifecycle) are imported and built after that.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from .lambda_api.client import LocalHttpError
 from .lambda_api.events import INVOKE, SHUTDOWN
 from .lambda_api.extensions import ExtensionsApiError, ExtensionsClient, Registration
 from .settings import names
-from .settings.load import is_managed_instances, load, strict_requested
+from .settings.load import is_managed_instances, load, names_secret_sources, strict_requested
 from .settings.parse import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from .aws.credentials import CredentialsProvider
     from .http.transport import Transport
     from .lifecycle import Extension
     from .records.transform import Transformer
@@ -46,37 +48,70 @@ def run(environ: Mapping[str, str] | None = None, name: str | None = None) -> in
         )
         return 1
 
-    # 1. Read the settings.
-    try:
-        settings: Settings | None = load(env)
-        error = None
-    except ConfigError as exc:
-        settings, error = None, exc
+    # 1. Read the settings, unless some come from AWS: then all are read after register.
+    settings: Settings | None = None
+    error: ConfigError | None = None
+    from_aws = names_secret_sources(env)
+    if not from_aws:
+        try:
+            settings = load(env)
+        except ConfigError as exc:
+            error = exc
 
     # 2. Register: unconfigured, or on Managed Instances (INVOKE is refused there), only for
     #    SHUTDOWN, so the function is never held by an extension that cannot help it.
     client = ExtensionsClient(runtime_api, extension_name)
     managed = is_managed_instances(env)
-    events = (SHUTDOWN,) if managed or settings is None else (INVOKE, SHUTDOWN)
+    events = (SHUTDOWN,) if managed or error is not None else (INVOKE, SHUTDOWN)
     try:
         registration = client.register(events)
     except (ExtensionsApiError, LocalHttpError) as exc:
         log.error(f"could not register with the Extensions API: {exc}")
         return 1
-    if settings is None:
+
+    # 3. While the function's runtime starts: the values from AWS, HTTP_HEADERS, credentials.
+    credentials = None
+    what = ""
+    if error is None and (from_aws or _completes_after_register(env, settings)):
+        from .settings.secrets import SecretUnavailable, complete
+
+        try:
+            settings, credentials = complete(
+                env, settings, function_name=registration.function_name
+            )
+        except SecretUnavailable as exc:
+            error, what = exc, f"could not read {exc.setting} from AWS ({exc.code})"
+        except ConfigError as exc:
+            error = exc
+    if settings is None or error is not None:
         from .lifecycle import run_unconfigured
 
         assert error is not None
-        return run_unconfigured(client, error, strict=strict_requested(env))
+        return run_unconfigured(client, error, strict=strict_requested(env), what=what)
     log.set_level(log.LEVELS[settings.log_level])
 
-    # 3. Build the parts, and 4. run them.
-    return build(settings, client, registration).run()
+    # 4. Build the parts, and 5. run them.
+    return build(settings, client, registration, credentials).run()
 
 
-def build(settings: Settings, client: ExtensionsClient, registration: Registration) -> Extension:
+def _completes_after_register(env: Mapping[str, str], settings: Settings | None) -> bool:
+    """Whether ``settings.secrets.complete`` has work: ``HTTP_HEADERS`` or AWS credentials."""
+    from .http.auth import AWS_SIGV4
+
+    return settings is not None and (
+        bool(env.get(names.HTTP_HEADERS, "").strip()) or settings.auth.kind == AWS_SIGV4
+    )
+
+
+def build(
+    settings: Settings,
+    client: ExtensionsClient,
+    registration: Registration,
+    credentials: CredentialsProvider | None = None,
+) -> Extension:
     """The extension's parts, wired: the worker, the listener feeding it, and the bookkeeping
-    they share with the main thread."""
+    they share with the main thread. ``credentials``: the function's AWS credentials, for
+    ``aws_sigv4``."""
     from .delivery.worker import DeliveryWorker
     from .invocations import InvocationProgress
     from .lifecycle import Extension
@@ -90,16 +125,18 @@ def build(settings: Settings, client: ExtensionsClient, registration: Registrati
         settings.delivery,
         settings.endpoint.timeout_seconds,
         lambda: transformer(settings, registration),
-        lambda: transport(settings),
+        lambda: transport(settings, credentials),
         progress,
         stats,
     )
     listener = TelemetryListener(
         settings.telemetry.listener_port,
-        lambda events: worker.submit(events, wake=False),
+        lambda events, body_bytes: worker.submit(events, body_bytes, wake=False),
         progress,
         stats,
         wake_sink=worker.wake,
+        # Lambda pushes at most maxItems events; twice that leaves room for any rounding.
+        max_events=2 * settings.telemetry.max_items,
     )
     return Extension(settings, client, listener, worker, progress, stats)
 
@@ -119,7 +156,7 @@ def transformer(settings: Settings, registration: Registration) -> Transformer:
     return Transformer(context, attribute_requests=not lambda_env.managed_instances)
 
 
-def transport(settings: Settings) -> Transport:
+def transport(settings: Settings, credentials: CredentialsProvider | None = None) -> Transport:
     """Built on the worker thread (``socket``, ``ssl`` for https): the way to the receiver."""
     from .http import auth
     from .http.transport import HttpTransport, TestModeTransport
@@ -131,7 +168,12 @@ def transport(settings: Settings) -> Transport:
         username=settings.auth.username,
         credentials=settings.auth.credentials,
         header_name=settings.auth.header_name,
+        aws_service=settings.auth.aws_service,
+        aws_region=settings.auth.aws_region,
+        aws_credentials=credentials.get if credentials is not None else None,
     )
+    if settings.auth.headers:
+        strategy = auth.WithHeaders(strategy, settings.auth.headers)
     mode = "TEST MODE, nothing is sent" if settings.delivery.test_mode else "forwarding"
     proxy = endpoint.proxy
     via = f" through the proxy {proxy.display} ({proxy.variable})" if proxy else ""

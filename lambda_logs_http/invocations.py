@@ -33,6 +33,9 @@ class InvocationProgress:
         self._reports: dict[str, None] = {}
         self._wake_on_arrival = False
         self._waiting_for_report = False
+        # The invocation the main thread waits for: never forgotten to make room, so any number
+        # of forged or unknown runtimeDone events cannot push it out.
+        self._current = ""
 
     def runtime_done_arrived(self, request_id: str) -> None:
         """The listener received ``platform.runtimeDone`` for ``request_id``.
@@ -43,7 +46,7 @@ class InvocationProgress:
         """
         with self._cond:
             self._arrived.setdefault(request_id, self._clock())  # type: ignore[operator]
-            _trim(self._arrived)
+            _trim(self._arrived, self._current)
             if self._wake_on_arrival:
                 self._cond.notify_all()
 
@@ -51,7 +54,7 @@ class InvocationProgress:
         """The listener received ``platform.report`` for ``request_id``."""
         with self._cond:
             self._reports[request_id] = None
-            _trim(self._reports)
+            _trim(self._reports, self._current)
             if self._waiting_for_report:  # only at shutdown; see runtime_done_arrived
                 self._cond.notify_all()
 
@@ -80,7 +83,7 @@ class InvocationProgress:
         with self._cond:
             for request_id in request_ids:
                 self._delivered[request_id] = None
-            _trim(self._delivered)
+            _trim(self._delivered, self._current)
             self._cond.notify_all()
 
     def wait(self, request_id: str, deadline: float, budget: float) -> str:
@@ -94,6 +97,7 @@ class InvocationProgress:
         can run out, so the arrival itself needs to wake no one.
         """
         with self._cond:
+            self._current = request_id
             self._wake_on_arrival = budget < _WAKE_ON_ARRIVAL_BELOW
             while request_id not in self._delivered:
                 limit = deadline
@@ -109,6 +113,10 @@ class InvocationProgress:
             return DELIVERED
 
 
-def _trim(remembered: dict) -> None:  # type: ignore[type-arg]
+def _trim(remembered: dict, keep: str) -> None:  # type: ignore[type-arg]
+    """Forget the oldest entries beyond ``_REMEMBERED``, but never ``keep``."""
     while len(remembered) > _REMEMBERED:
-        del remembered[next(iter(remembered))]
+        oldest = next(iter(remembered))
+        value = remembered.pop(oldest)
+        if oldest == keep:
+            remembered[oldest] = value  # kept, as the newest: the next oldest goes instead

@@ -45,9 +45,13 @@ SPILL_RESERVE_SECONDS = 0.25
 REPORT_GRACE_SECONDS = 0.3
 
 
-def run_unconfigured(client: ExtensionsClient, error: ConfigError, *, strict: bool) -> int:
-    """Registered, but the settings are unusable: say so once, then do nothing until SHUTDOWN."""
-    log.error(f"configuration error: {error}")
+def run_unconfigured(
+    client: ExtensionsClient, error: ConfigError, *, strict: bool, what: str = ""
+) -> int:
+    """Registered, but the settings are unusable: say so once, then do nothing until SHUTDOWN.
+
+    ``what`` words the line's start ("configuration error" by default)."""
+    log.error(f"{what or 'configuration error'}: {error}")
     if strict:
         client.init_error("Extension.ConfigInvalid", str(error))
         return 1
@@ -98,6 +102,9 @@ class Extension:
         ``open_gate``)."""
         import threading
 
+        # A thread's own loop catches and logs its errors; anything that escapes one still goes
+        # through our log (one line, scrubbed of secrets), never a traceback on stderr.
+        threading.excepthook = _report_thread_error
         telemetry_settings = self.settings.telemetry
         self.gate = threading.Event()
         self.listener.bind()
@@ -237,6 +244,11 @@ class Extension:
             log.info(f"shutdown summary: {self.stats.summary()}")
             sys.stdout.flush()
             os._exit(0)
+
+
+def _report_thread_error(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else "a thread"
+    log.error(f"{name} failed: {args.exc_type.__name__}: {args.exc_value}")
 
 
 def _idle_until_shutdown(client: ExtensionsClient) -> int:

@@ -22,6 +22,7 @@ class Stats:
         self.spilled = 0
         self.truncated = 0
         self.on_disk = 0
+        self.resent = 0  # pushes Lambda sent again, taken once
         self.dropped: dict[str, int] = {}
 
     def add(self, name: str, count: int = 1) -> None:
@@ -49,4 +50,5 @@ class Stats:
                 + (f" ({reasons})" if reasons else "")
                 + f" spilled={self.spilled} on_disk={self.on_disk} truncated={self.truncated}"
                 + f" skipped={self.skipped} batches={self.batches}"
+                + (f" resent={self.resent}" if self.resent else "")
             )

@@ -17,6 +17,17 @@ _APT_HINT = re.compile(r"apt-get install ([a-z0-9.+\- ]+)")
 _PIP_HINT = re.compile(r"pip install (-r \S+|[A-Za-z0-9_.\-\[\]=]+)")
 
 
+@pytest.fixture(autouse=True)
+def _no_secrets_between_tests() -> Iterator[None]:
+    """Each test starts with no secret registered for scrubbing (``load`` registers the
+    credentials it reads, in this process for the whole run otherwise)."""
+    from lambda_logs_http import log
+
+    log.clear_secrets()
+    yield
+    log.clear_secrets()
+
+
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Receiver]:
     """A capture receiver process on 127.0.0.1 (answers 200 unless scripted otherwise)."""

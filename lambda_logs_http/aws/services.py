@@ -25,6 +25,12 @@ from __future__ import annotations
 
 import time
 
+from ..settings.names import (
+    AWS_DEFAULT_REGION,
+    AWS_ENDPOINT_URL,
+    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS,
+    AWS_REGION,
+)
 from . import errors
 from .errors import AwsError
 
@@ -35,10 +41,6 @@ if TYPE_CHECKING:
     from .credentials import Credentials
     from .errors import Request
 
-AWS_REGION = "AWS_REGION"
-AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
-AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
-AWS_IGNORE_CONFIGURED_ENDPOINT_URLS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
 TIMEOUT_SECONDS = 2.0
 LAMBDA_FUNCTION_NAME_CONTEXT = "LambdaFunctionName"
 

@@ -3,7 +3,10 @@
 ``Backlog`` holds what waits to be sent, oldest first: halves of a batch the receiver found too
 large (413) and drop reports at the front, then batches spilled to disk, then batches in memory.
 Memory is bounded by ``max_memory_bytes``: past it the oldest batches move to disk (``spill``),
-and past the disk cap the oldest are dropped.
+and past the disk cap the oldest are dropped. Two threads share it — the intake adds batches,
+the sender checks the head out, sends it and settles it — so every method takes its lock, and
+the batch in flight is never spilled or dropped under the sender (it stays the head until it is
+settled, so no thread but the backlog ever holds an undelivered batch alone).
 
 ``Ledger`` is where each batch that leaves the backlog is accounted for — delivered, spilled or
 dropped — in the counters, in the invocations waiting on it, and in the drop reports owed to
@@ -12,6 +15,7 @@ the receiver. Nothing leaves uncounted.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 
 from .. import log
@@ -32,11 +36,12 @@ SPILL_HEADER_BYTES = 512
 
 
 class Ledger:
-    """Accounts for batches as they leave the backlog; shared by the backlog and the worker."""
+    """Accounts for batches as they leave the backlog; shared by the intake and the sender."""
 
     def __init__(self, stats: Stats, progress: InvocationProgress) -> None:
         self.stats = stats
         self.progress = progress
+        self._lock = threading.Lock()
         self._unreported: dict[str, int] = {}  # reason -> records dropped, not yet reported
 
     def delivered(self, batch: AnyBatch) -> None:
@@ -64,11 +69,13 @@ class Ledger:
         if records <= 0:
             return
         self.stats.drop(reason, records)
-        self._unreported[reason] = self._unreported.get(reason, 0) + records
+        with self._lock:
+            self._unreported[reason] = self._unreported.get(reason, 0) + records
 
     def take_unreported(self) -> dict[str, int]:
         """The drops not yet reported (reason -> records), forgotten once taken."""
-        unreported, self._unreported = self._unreported, {}
+        with self._lock:
+            unreported, self._unreported = self._unreported, {}
         return unreported
 
 
@@ -79,40 +86,99 @@ class Backlog:
         self.spill = spill
         self.max_memory_bytes = max_memory_bytes
         self._ledger = ledger
+        # Reentrant: a thread waiting on ``changed`` may look at the backlog in its predicate.
+        self._lock = threading.RLock()
+        self.changed = threading.Condition(self._lock)  # notified with ``version`` bumped
+        self.version = 0  # counts changes: a waiter compares it to know if it missed one
         self._front: deque[Batch] = deque()  # 413 halves and drop reports
         self._spilled_head: SpilledBatch | None = None
         self._ready: deque[Batch] = deque()
+        self._in_flight: AnyBatch | None = None
+        self._spill_full_streak = 0  # spills in a row that had to drop older files
         self.memory_bytes = 0  # the bytes of the batches in ``_ready``
 
     def __bool__(self) -> bool:
-        return bool(self._front or len(self.spill) or self._ready)
+        with self._lock:
+            return self._has_batches()
 
-    @property
-    def has_ready(self) -> bool:
-        """Whether a batch waits in memory (behind the front and the disk)."""
-        return bool(self._ready)
+    def waiting_in_memory(self) -> int:
+        """Batches in memory that are not in flight: what the next sends will take."""
+        with self._lock:
+            waiting = len(self._ready) + len(self._front)
+            in_memory = self._in_flight is not None and self._in_flight is not self._spilled_head
+            return waiting - (1 if in_memory else 0)
 
     def records(self) -> int:
         """Records held, in memory and on disk (approximate while another thread adds)."""
-        in_memory = sum(len(b) for b in (*self._front, *self._ready))
-        return in_memory + self.spill.records
+        with self._lock:
+            in_memory = sum(len(b) for b in (*self._front, *self._ready))
+            return in_memory + self.spill.records
 
     def add(self, batch: Batch, may_spill: bool) -> None:
         """Queue ``batch`` behind the others; over the memory cap, and when ``may_spill``, move
-        the oldest batches in memory to disk (the newest always stays in memory)."""
-        self._ready.append(batch)
-        self.memory_bytes += batch.size
-        while self.memory_bytes > self.max_memory_bytes and len(self._ready) > 1 and may_spill:
-            oldest = self._ready.popleft()
-            self.memory_bytes -= oldest.size
-            self.spill_or_drop(oldest)
+        the oldest batches in memory to disk (the newest, and the one in flight, stay)."""
+        with self._lock:
+            self._ready.append(batch)
+            self.memory_bytes += batch.size
+            while self.memory_bytes > self.max_memory_bytes and may_spill:
+                movable = [b for b in self._ready if b is not self._in_flight]
+                if len(movable) < 2:
+                    break
+                oldest = movable[0]
+                self._ready.remove(oldest)
+                self.memory_bytes -= oldest.size
+                self._spill_or_drop(oldest)
+            self.notify()
 
     def put_front(self, *batches: Batch) -> None:
         """Put ``batches`` at the head of the line, in the order given."""
-        self._front.extendleft(reversed(batches))
+        with self._lock:
+            self._front.extendleft(reversed(batches))
+            self.notify()
 
-    def head(self) -> AnyBatch | None:
-        """The batch that goes out next (loaded from disk if it is there)."""
+    def notify(self) -> None:
+        """Tell the waiters something changed (call with the lock held, or it is taken)."""
+        with self._lock:
+            self.version += 1
+            self.changed.notify_all()
+
+    def checkout(self) -> AnyBatch | None:
+        """The batch that goes out next (loaded from disk if it is there), now in flight."""
+        with self._lock:
+            head = self._head()
+            self._in_flight = head
+            return head
+
+    def settle(self, head: AnyBatch, *, remove: bool) -> None:
+        """The send of ``head`` is over: ``remove`` it (it is accounted for), or keep it at the
+        head for a later attempt."""
+        with self._lock:
+            self._in_flight = None
+            if remove:
+                self._pop(head)
+            self.notify()
+
+    def keep_on_disk(self) -> None:
+        """At stop: what is left in memory goes to disk when it fits (a reset keeps /tmp);
+        the rest is dropped and counted. Nothing may be in flight any more."""
+        with self._lock:
+            leftover = [*self._front, *self._ready]
+            self._front.clear()
+            self._ready.clear()
+            self._in_flight = None
+            self.memory_bytes = 0
+            for batch in leftover:
+                if self.spill.max_bytes and self.spill.can_hold(batch.size + SPILL_HEADER_BYTES):
+                    self._spill_or_drop(batch)
+                else:
+                    self._ledger.dropped(batch, "shutdown")
+
+    # -- under the lock -----------------------------------------------------------------------
+
+    def _has_batches(self) -> bool:
+        return bool(self._front or len(self.spill) or self._ready)
+
+    def _head(self) -> AnyBatch | None:
         if self._front:
             return self._front[0]
         if len(self.spill):
@@ -122,50 +188,44 @@ class Backlog:
                 return self._spilled_head
         return self._ready[0] if self._ready else None
 
-    def pop(self, head: AnyBatch) -> None:
-        """Remove ``head`` (what ``head()`` returned) once it is accounted for."""
+    def _pop(self, head: AnyBatch) -> None:
         if self._front and head is self._front[0]:
             self._front.popleft()
         elif head is self._spilled_head:
             self.spill.remove(self._spilled_head.path)
             self._spilled_head = None
-        else:
+        elif self._ready and head is self._ready[0]:
             self._ready.popleft()
             self.memory_bytes -= head.size
 
-    def spill_or_drop(self, batch: Batch) -> None:
-        """Keep ``batch`` on disk, making room by dropping the oldest files; drop it if it
-        cannot be kept."""
+    def _spill_or_drop(self, batch: Batch) -> None:
+        """Keep ``batch`` on disk, making room by dropping the oldest files (never the one in
+        flight); drop it if it cannot be kept."""
         payload = batch.payload()
         if not self.spill.can_hold(len(payload) + SPILL_HEADER_BYTES):
             self._ledger.dropped(batch, "buffer_full")
             return
+        in_flight = self._in_flight
+        keep = in_flight.path if in_flight is not None and in_flight is self._spilled_head else None
         try:
-            dropped = self.spill.write(batch.batch_id, len(batch), payload)
-        except OSError as exc:
-            log.error(f"could not spill a batch to {self.spill.directory}: {exc}")
+            dropped = self.spill.write(batch.batch_id, len(batch), payload, keep=keep)
+        except OSError:  # logged by the store, once per streak of failures (a full disk)
             self._ledger.dropped(batch, "buffer_full")
             return
         self._ledger.spilled(batch)
         if dropped:
-            # The oldest file goes first, and it may be the one loaded for sending.
-            self._spilled_head = None
+            if self._spilled_head is not None and self._spilled_head is not self._in_flight:
+                self._spilled_head = None  # it may have been one of the files dropped
             for records in dropped:
                 self._ledger.dropped_records("spill_full", records)
-            log.error(
-                f"spill directory full ({self.spill.max_bytes} bytes): dropped the "
-                f"oldest {sum(dropped)} records"
-            )
-
-    def keep_on_disk(self) -> None:
-        """At stop: what is left in memory goes to disk when it fits (a reset keeps /tmp);
-        the rest is dropped and counted."""
-        leftover = [*self._front, *self._ready]
-        self._front.clear()
-        self._ready.clear()
-        self.memory_bytes = 0
-        for batch in leftover:
-            if self.spill.max_bytes and self.spill.can_hold(batch.size + SPILL_HEADER_BYTES):
-                self.spill_or_drop(batch)
-            else:
-                self._ledger.dropped(batch, "shutdown")
+            self._spill_full_streak += 1
+            if self._spill_full_streak == 1:  # one line a streak: the summary has the count
+                log.error(
+                    f"spill directory full ({self.spill.max_bytes} bytes): dropping the oldest "
+                    f"records to make room ({sum(dropped)} so far; repeats are logged at debug "
+                    "level, the total is in the shutdown summary as spill_full)"
+                )
+            elif log.enabled(log.DEBUG):
+                log.debug(f"spill directory still full: dropped the oldest {sum(dropped)} records")
+        else:
+            self._spill_full_streak = 0

@@ -115,7 +115,9 @@ def read_head(reader: Reader, until_continue: bool = False) -> tuple[int, dict[s
         if until_continue and status == 100:
             return status, headers
         if not 100 <= status < 200 or status == 101:
-            if parts[0] == b"HTTP/1.0" and "keep-alive" not in headers.get("connection", ""):
+            # Connection options are case-insensitive (RFC 9110 7.6.1): "Keep-Alive" is common.
+            connection = headers.get("connection", "").lower()
+            if parts[0] == b"HTTP/1.0" and "keep-alive" not in connection:
                 headers["connection"] = "close"
             return status, headers
 

@@ -1,10 +1,12 @@
 """What one send came to: ``SendResult``, and the kinds of failure it can report.
 
-Imports nothing, so the settings' hints and the delivery policy can name the kinds without
-loading ``socket`` or ``ssl``.
+Imports only ``log`` (for its scrubbing), so the settings' hints and the delivery policy can
+name the kinds without loading ``socket`` or ``ssl``.
 """
 
 from __future__ import annotations
+
+from .. import log
 
 # The receiver answered (``status`` says how); or no usable answer came, and why.
 ANSWERED = "answered"
@@ -67,7 +69,9 @@ def answered(status: int, detail: bytes, retry_after: str | None) -> SendResult:
     """The result for an answer with ``status``, its body's first bytes in ``detail``."""
     if 200 <= status < 300:
         return SendResult(True, status)
-    text = detail.decode("utf-8", "replace").strip().replace("\n", " ")[:300]
+    # Scrubbed before it is cut: a receiver's error body may echo our request, credentials and
+    # all, and a cut through a secret would leave its beginning for the scrub to miss.
+    text = log.excerpt(detail.decode("utf-8", "replace").strip().replace("\n", " "), 300)
     retryable = status in RETRYABLE_STATUSES or status >= 500
     error = f"HTTP {status}" + (f": {text}" if text else "")
     return SendResult(False, status, retryable, error, retry_after)

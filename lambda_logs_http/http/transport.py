@@ -199,8 +199,13 @@ class HttpTransport(Transport):
                 # An error answer cut short by a reset (the server closed with our body still
                 # unread): the status is what counts, with whatever of the text arrived.
                 detail, whole = connection.reader.read(connection.reader.buffered), False
+            unasked = connection.reader.buffered  # bytes beyond the answer: nothing we asked for
             if status >= 300 or not whole or not keeps_alive(response_headers) or ask_first:
                 # Drain nothing more: an error body may be huge, and reconnecting is cheap.
+                self.close()
+            elif unasked:
+                # The receiver sent more than one answer (an extra, unasked response): whatever
+                # follows would be taken for the answer to our next request. Start afresh.
                 self.close()
         except MalformedResponse as exc:
             self.close()
@@ -337,7 +342,7 @@ class HttpTransport(Transport):
         name = proxy.variable if proxy else "the proxy"
         shown = proxy.display if proxy else ""
         what = "refused its credentials" if status == 407 else "refused the tunnel"
-        text = detail.decode("utf-8", "replace").strip().replace("\n", " ")[:200]
+        text = log.excerpt(detail.decode("utf-8", "replace").strip().replace("\n", " "), 200)
         error = f"the proxy {shown} ({name}) {what}: HTTP {status}" + (f": {text}" if text else "")
         return SendResult(False, status, True, error, needs_fix=True, kind=PROXY)
 

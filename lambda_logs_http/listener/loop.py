@@ -4,9 +4,10 @@ Why one thread and non-blocking sockets: Lambda pushes on one or two kept-alive 
 must be answered at once, whatever any other local process does with the port. So no call here
 ever waits on a peer — reads take what is there, answers that can't be written now wait for
 ``POLLOUT`` — and every resource a peer can make us hold is bounded: connections (least recently
-active evicted), bytes buffered across all of them (the largest partial request evicted), time a
-partial request or an unread answer may sit (closed after ``PARTIAL_IDLE_SECONDS``). A kept-alive
-connection with nothing pending has no time limit: Lambda reuses it after a freeze of any length.
+active evicted), bytes buffered across all of them (the largest partial request evicted), the
+time a request may take to arrive or an answer may wait to be read (``PARTIAL_IDLE_SECONDS``).
+A kept-alive connection with nothing pending has no time limit: Lambda reuses it after a freeze
+of any length.
 
 The HTTP itself is ``parser``; what a push means is the ``handle_body`` callback.
 """
@@ -42,8 +43,8 @@ class _Connection:
     """One accepted connection: its parser, its unsent answers, and its deadlines."""
 
     __slots__ = (
-        "sock", "fd", "parser", "outbox", "last_active", "close_when_sent", "refused",
-        "linger_until", "discarded",
+        "sock", "fd", "parser", "outbox", "last_active", "request_started", "close_when_sent",
+        "refused", "linger_until", "discarded",
     )  # fmt: skip
 
     def __init__(self, sock: _socket.socket, parser: RequestParser, now: float) -> None:
@@ -52,19 +53,25 @@ class _Connection:
         self.parser = parser
         self.outbox = bytearray()
         self.last_active = now
+        self.request_started = now  # when the first byte of the request in progress came
         self.close_when_sent = False  # answered with "Connection: close"
         self.refused = False  # that answer refused a request whose body may still be coming
         self.linger_until = 0.0  # set once that answer is out and our side is shut
         self.discarded = 0
 
     def deadline(self) -> float | None:
-        """When to close it: at the end of its linger, or when a partial request or an unsent
-        answer has waited too long. None: idle and kept alive, for as long as the peer likes."""
+        """When to close it: at the end of its linger, when a request has taken too long to
+        arrive (counted from its first byte: a peer dripping a byte at a time gains nothing),
+        or when an answer has waited too long to be read. None: idle and kept alive, for as
+        long as the peer likes."""
         if self.linger_until:
             return self.linger_until
-        if self.outbox or not self.parser.idle:
-            return self.last_active + PARTIAL_IDLE_SECONDS
-        return None
+        deadlines = []
+        if not self.parser.idle:
+            deadlines.append(self.request_started + PARTIAL_IDLE_SECONDS)
+        if self.outbox:
+            deadlines.append(self.last_active + PARTIAL_IDLE_SECONDS)
+        return min(deadlines) if deadlines else None
 
 
 class ServeLoop:
@@ -191,7 +198,10 @@ class ServeLoop:
         if not data:
             self._close(connection)
             return
-        connection.last_active = time.monotonic()
+        now = time.monotonic()
+        connection.last_active = now
+        if connection.parser.idle:
+            connection.request_started = now  # this is the first byte of a request
         if connection.close_when_sent:  # lingering, or about to
             connection.discarded += len(data)  # the rest of a request we already refused
             if connection.discarded > _LINGER_MAX_BYTES:

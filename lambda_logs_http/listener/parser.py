@@ -25,6 +25,15 @@ _REASONS = {
     505: b"HTTP Version Not Supported",
 }
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# http.client's limit on header fields, which http.server applies too.
+MAX_HEADERS = 100
+# What a request head may hold: visible ASCII, SP, HTAB and the CRLFs between its lines (RFC 9110
+# 5.5 makes other controls invalid). Lambda sends nothing else, and http.server splits a request
+# line at any whitespace str.split() knows (VT, FF, FS..US, NEL, NBSP as latin-1): refusing them
+# keeps what this parser accepts read the same way there.
+_HEAD_BYTES = bytes(range(0x20, 0x7F)) + b"\t\r\n"
+# A header name is a token (RFC 9110 5.1, 5.6.2).
+_TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 class ProtocolError(Exception):
@@ -111,13 +120,17 @@ class RequestParser:
 
     def _parse_head(self, head: bytes) -> tuple[int, bool, bool]:
         """Content length, keep-alive, expects 100-continue; or ProtocolError."""
+        if head.translate(None, _HEAD_BYTES):
+            raise ProtocolError(400, b"control or non-ASCII byte in the request head")
         lines = head.split(b"\r\n")
         for line in lines:
-            if b"\r" in line or b"\n" in line or b"\x00" in line:
-                raise ProtocolError(400, b"bare CR, LF or NUL in the request head")
+            if b"\r" in line or b"\n" in line:
+                raise ProtocolError(400, b"bare CR or LF in the request head")
+        if len(lines) > MAX_HEADERS + 1:
+            raise ProtocolError(431, b"too many header fields")
         request_line = lines[0]
         parts = request_line.split(b" ")
-        if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/") or b"\t" in request_line:
             raise ProtocolError(400, b"bad request line")
         method, _target, version = parts
         if version not in (b"HTTP/1.1", b"HTTP/1.0"):
@@ -129,7 +142,7 @@ class RequestParser:
         expects_continue = False
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
-            if not colon or not name or b" " in name or b"\t" in name:
+            if not colon or not name or name.translate(None, _TOKEN_BYTES):
                 raise ProtocolError(400, b"bad header line")
             name = name.lower()
             value = value.strip()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import _socket
 import threading
+from collections import deque
 
 from .. import log
 from ..lambda_api.events import REPORT, RUNTIME_DONE
@@ -36,6 +37,11 @@ BIND_HOST = "sandbox.localdomain"
 FALLBACK_HOST = "127.0.0.1"
 # Lambda's maxBytes is at most 1 MiB and one push can reach about twice that.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# Pushes remembered to recognise one Lambda sends again (about a second of pushes).
+RECENT_PUSHES = 32
+# The bytes a push is recognised by, from each end: times and request ids of its first and last
+# events (a push pushed again is the same bytes; two different ones never share both ends).
+_KEY_BYTES = 4096
 
 
 def _reject_constant(name: str) -> object:
@@ -59,6 +65,10 @@ def parse_push(body: bytes) -> list[dict[str, object]] | None:
     return [event for event in value if isinstance(event, dict)]
 
 
+def _push_key(body: bytes) -> int:
+    return hash((len(body), body[:_KEY_BYTES], body[-_KEY_BYTES:]))
+
+
 class TelemetryListener:
     """Receives pushes on ``port`` (0: one the system picks, known after ``bind``) and hands
     each one to ``sink`` (which must not block)."""
@@ -66,15 +76,19 @@ class TelemetryListener:
     def __init__(
         self,
         port: int,
-        sink: Callable[[list[dict[str, object]]], bool],
+        sink: Callable[[list[dict[str, object]], int], bool],
         progress: InvocationProgress,
         stats: Stats,
         max_body_bytes: int = MAX_BODY_BYTES,
         wake_sink: Callable[[], None] | None = None,
+        max_events: int = 0,
     ) -> None:
-        """With ``wake_sink``, ``sink`` only queues, and ``wake_sink`` is called once the
-        pushes' answers are written: Lambda gets its answer before the worker competes for the
-        GIL, and the worker starts on a push with the listener's part done."""
+        """``sink(events, body_bytes)`` queues a push. With ``wake_sink``, ``sink`` only queues,
+        and ``wake_sink`` is called once the pushes' answers are written: Lambda gets its answer
+        before the worker competes for the GIL, and the worker starts on a push with the
+        listener's part done. ``max_events`` (0: no limit) refuses a push of more events than
+        Lambda sends (it sends at most the subscription's ``maxItems``): what a push costs in
+        memory once parsed grows with its events, not only its bytes."""
         self.port = port
         self.host = ""
         self._sink = sink
@@ -83,6 +97,8 @@ class TelemetryListener:
         self._progress = progress
         self._stats = stats
         self._max_body_bytes = max_body_bytes
+        self._max_events = max_events
+        self._recent: deque[int] = deque(maxlen=RECENT_PUSHES)  # keys of pushes queued
         self._socket: _socket.socket | None = None
         self._wake_writer: _socket.socket | None = None
         self._stopping = False
@@ -149,10 +165,24 @@ class TelemetryListener:
             return 400
         if not events:
             return 200
-        if not self._sink(events):
+        if self._max_events and len(events) > self._max_events:
+            self._stats.drop("oversized_push", len(events))
+            log.warning(
+                f"rejected a Telemetry push of {len(events)} events: Lambda sends at most "
+                f"{self._max_events // 2} (the subscription's maxItems)"
+            )
+            return 413
+        key = _push_key(body)
+        if key in self._recent:
+            # Lambda pushes again what it thinks we did not take (our answer came late, or was
+            # lost to a freeze): we did, so taking it twice would only duplicate its records.
+            self._stats.add("resent")
+            return 200
+        if not self._sink(events, len(body)):
             # Our queue is full: let Lambda keep the records and retry (it reports drops).
             log.warning(f"queue full, asked Lambda to retry a push of {len(events)} records")
             return 503
+        self._recent.append(key)
         self._queued = True
         self._stats.add("received", len(events))
         # Only after queueing: the main thread may release the invocation once these are sent.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .model import Endpoint
 from .names import HTTP_AUTH_CREDENTIALS, HTTP_AUTH_TYPE, HTTP_AUTH_USERNAME, HTTP_ENDPOINT
-from .parse import ConfigError
+from .parse import ConfigError, shown
 from .proxy import proxy_for
 
 TYPE_CHECKING = False
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # RFC 3986 unreserved characters plus sub-delims that may appear in a registered name.
 _HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._~")
+# The characters IDNA 2003 maps and IDNA 2008 keeps (UTS #46 "deviations").
+_IDNA_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
 
 
 def parse_endpoint(
@@ -125,8 +127,18 @@ def _host_and_port(authority: str, default_port: int) -> tuple[str, int]:
 
 
 def _ascii_host(host: str) -> str:
-    """The host as it goes on the wire: lower case, international names in IDNA form."""
+    """The host as it goes on the wire: lower case, international names in IDNA form, labels
+    of at most 63 characters and 253 in all (what DNS, and ``socket``'s own encoding, take)."""
     if not host.isascii():
+        deviations = sorted(set(host) & _IDNA_DEVIATIONS)
+        if deviations:
+            # Python's codec is IDNA 2003, which maps these to other letters (straße -> strasse):
+            # another host than the one a browser (IDNA 2008) reaches.
+            raise ConfigError(
+                HTTP_ENDPOINT,
+                f"{host!r} holds {', '.join(f'U+{ord(c):04X}' for c in deviations)}, which "
+                "IDNA 2003 and 2008 encode differently; write the host in its xn-- form",
+            )
         try:
             host = host.encode("idna").decode("ascii")  # the codec loads only for such names
         except UnicodeError:
@@ -134,6 +146,13 @@ def _ascii_host(host: str) -> str:
     host = host.lower()
     if not set(host) <= _HOST_CHARACTERS or ".." in host or host.startswith("."):
         raise ConfigError(HTTP_ENDPOINT, f"{host!r} is not a valid host name")
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253 or any(len(label) > 63 for label in name.split(".")):
+        raise ConfigError(
+            HTTP_ENDPOINT,
+            f"{shown(host)} is not a valid host name (at most 63 characters between dots, "
+            "253 in all)",
+        )
     return host
 
 

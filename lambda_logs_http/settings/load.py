@@ -5,14 +5,24 @@ fails at start with one line naming the variable and the fix (``ConfigError``), 
 failing later on every batch. Values Lambda itself limits (the Telemetry buffering) are clamped
 with a warning instead, since the intent is clear.
 
+Every number has a range (``RANGES``; the README's configuration table says why each bound is
+where it is), so that no setting can make a send overflow or a wait never end. Every credential
+is handed to ``log.add_secrets`` first of all, before anything is validated, so that no line
+the extension prints can show one — not even the error that refuses it.
+
 This runs before the extension registers: it imports nothing heavy, because every millisecond
-here is added to the function's cold start.
+here is added to the function's cold start. What costs more waits until after the register
+call (``settings.secrets.complete``): the settings that come from AWS (before register,
+``names_secret_sources`` only tells that some do, without an import; then the whole environment
+is loaded after), ``HTTP_HEADERS``, which needs ``json`` (``Auth.headers`` stays empty here), and
+inferring ``aws_sigv4``'s service from the host (``infer_sigv4_service``).
 """
 
 from __future__ import annotations
 
 import os
 
+from .. import log
 from ..http import auth
 from ..lambda_api.events import STREAMS
 from . import parse
@@ -36,10 +46,14 @@ from .names import (
     AWS_LAMBDA_FUNCTION_VERSION,
     AWS_LAMBDA_INITIALIZATION_TYPE,
     AWS_REGION,
+    AWS_SECRET_ACCESS_KEY,
+    AWS_SESSION_TOKEN,
     HTTP_AUTH_CREDENTIALS,
     HTTP_AUTH_HEADER_NAME,
     HTTP_AUTH_TYPE,
     HTTP_AUTH_USERNAME,
+    HTTP_AWS_SIGV4_REGION,
+    HTTP_AWS_SIGV4_SERVICE,
     HTTP_BATCH_MAX_AGE_MS,
     HTTP_CA_BUNDLE,
     HTTP_COMPRESSION,
@@ -54,6 +68,7 @@ from .names import (
     HTTP_MAX_BATCH_RECORDS,
     HTTP_MAX_BUFFER_BYTES,
     HTTP_MAX_SPILL_BYTES,
+    HTTP_PROXY,
     HTTP_SPILL_DIR,
     HTTP_STRICT_CONFIG,
     HTTP_TELEMETRY_MAX_BYTES,
@@ -63,13 +78,18 @@ from .names import (
     HTTP_TEST_MODE,
     HTTP_TIMEOUT_SECONDS,
     HTTP_TLS_VERIFY,
+    HTTPS_PROXY,
     MANAGED_INSTANCES,
+    SECRET_SETTINGS,
+    SECRET_SUFFIXES,
 )
 from .parse import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from ..aws.sources import SecretSource
 
 # Lambda's own limits for the Telemetry API buffering (telemetry-api reference).
 TELEMETRY_MAX_ITEMS_RANGE = (1_000, 10_000)
@@ -78,13 +98,43 @@ TELEMETRY_TIMEOUT_MS_RANGE = (25, 30_000)
 TELEMETRY_TYPES = STREAMS
 LOG_LEVELS = ("debug", "info", "warning", "warn", "error")
 DEFAULT_SPILL_DIR = "/tmp/lambda-logs-http"
+# One send may take this long, all of it (connect, TLS, request, answer): a healthy receiver
+# answers a 1 MB batch in well under a second even across regions; past 10 s a new connection
+# is likelier to help than more waiting (a dead NAT mapping, a receiver that hung). It holds
+# nothing up meanwhile: pushes keep being taken in, and invocations are released at the flush
+# budget whatever a send is doing.
+DEFAULT_TIMEOUT_SECONDS = 10.0
+LONGEST_INVOCATION_MS = 900_000  # Lambda's function timeout is at most 15 minutes
+LARGEST_FUNCTION_BYTES = 10_240 << 20  # Lambda's largest memory size, and largest /tmp
+MAX_BATCH_BYTES = 16 << 20
+# The smallest entry is about 190 bytes (its context fields): more records than this can never
+# fit in the largest batch.
+MAX_BATCH_RECORDS = 100_000
+# (minimum, maximum) of every number a user sets; HTTP_MAX_BUFFER_BYTES is also at least
+# HTTP_MAX_BATCH_BYTES.
+RANGES: dict[str, tuple[float, float]] = {
+    HTTP_TIMEOUT_SECONDS: (0.001, LONGEST_INVOCATION_MS // 1000),
+    HTTP_MAX_BATCH_BYTES: (1_024, MAX_BATCH_BYTES),
+    HTTP_MAX_BATCH_RECORDS: (1, MAX_BATCH_RECORDS),
+    HTTP_BATCH_MAX_AGE_MS: (0, LONGEST_INVOCATION_MS),
+    HTTP_COMPRESSION_LEVEL: (1, 9),
+    HTTP_FLUSH_BUDGET_MS: (0, LONGEST_INVOCATION_MS),
+    HTTP_DEADLINE_MARGIN_MS: (0, LONGEST_INVOCATION_MS),
+    HTTP_MAX_BUFFER_BYTES: (1_024, LARGEST_FUNCTION_BYTES),
+    HTTP_MAX_SPILL_BYTES: (0, LARGEST_FUNCTION_BYTES),
+    HTTP_LISTENER_PORT: (0, 65_535),
+}
 LAMBDA_PORT = 9001  # the Runtime and Extensions APIs' own port
 # Which variable holds each value an auth strategy may take (see http.auth).
 AUTH_FIELD_VARIABLES = {
     "username": HTTP_AUTH_USERNAME,
     "credentials": HTTP_AUTH_CREDENTIALS,
     "header_name": HTTP_AUTH_HEADER_NAME,
+    "aws_service": HTTP_AWS_SIGV4_SERVICE,
+    "aws_region": HTTP_AWS_SIGV4_REGION,
 }
+# A SigV4 service or region name: lower-case letters, digits and dashes.
+_AWS_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
 def is_managed_instances(environ: Mapping[str, str]) -> bool:
@@ -93,13 +143,44 @@ def is_managed_instances(environ: Mapping[str, str]) -> bool:
 
 
 def strict_requested(environ: Mapping[str, str]) -> bool:
-    """``HTTP_STRICT_CONFIG``, read on its own so a broken config can still be reported strictly."""
+    """``HTTP_STRICT_CONFIG``, read on its own so a broken config can still be reported strictly.
+
+    Never raises: a value that is not a boolean is itself the configuration error ``load``
+    reports (first, before any other), and meanwhile counts as the default, false — whether to
+    fail the function's init is exactly what such a value does not say.
+    """
     return parse.text(environ, HTTP_STRICT_CONFIG).lower() in parse.TRUE
+
+
+def names_secret_sources(environ: Mapping[str, str]) -> bool:
+    """Whether a variable names an AWS source for a setting (``<VAR>_SECRET_ARN``...).
+
+    Before register, instead of ``secret_sources``: a dozen lookups, and no import.
+    """
+    return any(s + suffix in environ for s in SECRET_SETTINGS for suffix in SECRET_SUFFIXES)
+
+
+def secret_sources(environ: Mapping[str, str]) -> dict[str, SecretSource]:
+    """The settings whose value comes from AWS (``aws.sources``), by setting; {} for none.
+
+    Pure: nothing is fetched (``settings.secrets`` does it). A setting given twice (plainly and
+    by a source, or by two sources) or half a source is a ``ConfigError``.
+    """
+    if not names_secret_sources(environ):
+        return {}
+    from ..aws import sources
+
+    try:
+        return sources.find_sources(environ, SECRET_SETTINGS)
+    except sources.SourceConfigError as exc:
+        raise ConfigError(exc.variable, str(exc)) from None
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse and validate the environment (``os.environ`` by default) into ``Settings``."""
     env = os.environ if environ is None else environ
+    log.add_secrets(_secrets(env))
+    strict = parse.boolean(env, HTTP_STRICT_CONFIG, False)
     warnings: list[str] = []
     batching = _batching(env)
     return Settings(
@@ -110,20 +191,34 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         delivery=_delivery(env, batching),
         lambda_env=_lambda_env(env),
         log_level=_log_level(env),
-        strict=strict_requested(env),
+        strict=strict,
         warnings=tuple(warnings),
     )
 
 
+def _secrets(env: Mapping[str, str]) -> list[str]:
+    """Every credential in ``env``, in the forms the extension itself may send or show."""
+    values = parse.secret_values(env, (HTTP_AUTH_CREDENTIALS,))
+    credentials = env.get(HTTP_AUTH_CREDENTIALS, "")
+    if credentials:
+        values.append(f"{env.get(HTTP_AUTH_USERNAME, '')}:{credentials}")  # what Basic encodes
+    values.extend(v for v in parse.query_values(env.get(HTTP_ENDPOINT, "")) if len(v) >= 8)
+    for name in (HTTPS_PROXY, HTTP_PROXY):
+        for spelling in (name, name.lower()):
+            values.extend(parse.userinfo_values(env.get(spelling, "")))
+    # The role's keys, which aws_sigv4 and the secret sources sign with.
+    values.extend(v for v in (env.get(AWS_SECRET_ACCESS_KEY), env.get(AWS_SESSION_TOKEN)) if v)
+    return values
+
+
 def _endpoint(env: Mapping[str, str]) -> Endpoint:
-    ca_bundle = parse.text(env, HTTP_CA_BUNDLE)
-    if ca_bundle and not os.path.isfile(ca_bundle):
-        raise ConfigError(HTTP_CA_BUNDLE, f"no such file {ca_bundle!r}")
     return parse_endpoint(
         env.get(HTTP_ENDPOINT, ""),
-        timeout_seconds=parse.number(env, HTTP_TIMEOUT_SECONDS, 30.0, minimum=0.001),
+        timeout_seconds=parse.number(
+            env, HTTP_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS, **_range(HTTP_TIMEOUT_SECONDS)
+        ),
         tls_verify=parse.boolean(env, HTTP_TLS_VERIFY, True),
-        ca_bundle=ca_bundle,
+        ca_bundle=parse.ca_bundle(env, HTTP_CA_BUNDLE),
         proxy_env=env,
     )
 
@@ -139,31 +234,101 @@ def _auth(env: Mapping[str, str]) -> Auth:
         "username": env.get(HTTP_AUTH_USERNAME, ""),
         "credentials": env.get(HTTP_AUTH_CREDENTIALS, ""),
         "header_name": parse.text(env, HTTP_AUTH_HEADER_NAME),
+        "aws_service": "",
+        "aws_region": "",
     }
+    if kind == auth.AWS_SIGV4:
+        values["aws_service"], values["aws_region"] = _sigv4_scope(env)
     for field in strategy.required:
         if not values[field]:
             raise ConfigError(
                 AUTH_FIELD_VARIABLES[field], f"is required when {HTTP_AUTH_TYPE}={kind}"
             )
     for field, value in values.items():
-        if "\r" in value or "\n" in value:
-            raise ConfigError(AUTH_FIELD_VARIABLES[field], "must not contain line breaks")
-    header_name = values["header_name"]
-    if header_name and not parse.is_token(header_name):
-        raise ConfigError(HTTP_AUTH_HEADER_NAME, f"{header_name!r} is not a valid header name")
-    return Auth(kind=kind, **values)
+        if parse.has_control_characters(value):
+            raise ConfigError(
+                AUTH_FIELD_VARIABLES[field],
+                "must not contain control characters (line breaks, NUL)",
+            )
+        if not parse.is_utf8(value):  # bytes that were not UTF-8 in the environment
+            raise ConfigError(AUTH_FIELD_VARIABLES[field], "must be UTF-8 text")
+    for field in strategy.in_header:
+        parse.check_header_value(AUTH_FIELD_VARIABLES[field], values[field])
+    for field, characters in strategy.forbidden.items():
+        if any(c in values[field] for c in characters):
+            raise ConfigError(
+                AUTH_FIELD_VARIABLES[field],
+                f"must not contain {characters!r} with {HTTP_AUTH_TYPE}={kind}",
+            )
+    if values["header_name"]:
+        parse.check_header_name(HTTP_AUTH_HEADER_NAME, values["header_name"])
+    return Auth(kind=kind, headers=(), **values)
+
+
+def infer_sigv4_service(settings: Settings) -> Settings:
+    """``settings`` with ``aws_sigv4``'s service inferred from the endpoint's host when
+    ``HTTP_AWS_SIGV4_SERVICE`` left it empty; ``ConfigError`` when the host does not tell.
+
+    Called after register (``settings.secrets``): ``aws.sigv4`` is not imported before it.
+    """
+    auth_section = settings.auth
+    if auth_section.kind != auth.AWS_SIGV4 or auth_section.aws_service:
+        return settings
+    from ..aws.sigv4 import infer_service
+
+    host = settings.endpoint.host
+    service = infer_service(host)
+    if not service:
+        raise ConfigError(
+            HTTP_AWS_SIGV4_SERVICE,
+            f"cannot be inferred from the host {host}: set it to the service the receiver "
+            "checks signatures for (execute-api for API Gateway, lambda for a function URL, "
+            "es or aoss for OpenSearch, aps for Managed Prometheus)",
+        )
+    return settings.replace(auth=auth_section.replace(aws_service=service))
+
+
+def _sigv4_scope(env: Mapping[str, str]) -> tuple[str, str]:
+    """``aws_sigv4``'s service ("" when to be inferred, ``infer_sigv4_service``) and region."""
+    service = parse.text(env, HTTP_AWS_SIGV4_SERVICE).lower()
+    region = (
+        parse.text(env, HTTP_AWS_SIGV4_REGION).lower()
+        or parse.text(env, AWS_REGION)
+        or parse.text(env, AWS_DEFAULT_REGION)
+    )
+    if not region:
+        raise ConfigError(
+            HTTP_AWS_SIGV4_REGION,
+            f"is not set, nor is {AWS_REGION}: set it to the receiver's region, e.g. eu-west-1",
+        )
+    for variable, value in ((HTTP_AWS_SIGV4_SERVICE, service), (HTTP_AWS_SIGV4_REGION, region)):
+        if value and not set(value) <= _AWS_NAME_CHARACTERS:
+            raise ConfigError(
+                variable, f"{value!r} is not an AWS name (lower-case letters, digits, dashes)"
+            )
+    return service, region
+
+
+def _range(name: str) -> dict[str, float]:
+    """``minimum`` and ``maximum`` of ``name``, as the parse functions take them."""
+    minimum, maximum = RANGES[name]
+    return {"minimum": minimum, "maximum": maximum}
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
+    low, high = RANGES[name]
+    return parse.integer(
+        env, name, default, minimum=int(low if minimum is None else minimum), maximum=int(high)
+    )
 
 
 def _batching(env: Mapping[str, str]) -> Batching:
-    compression_level = parse.integer(env, HTTP_COMPRESSION_LEVEL, 1, minimum=1)
-    if compression_level > 9:
-        raise ConfigError(HTTP_COMPRESSION_LEVEL, f"must be 1..9, got {compression_level}")
     return Batching(
-        max_bytes=parse.integer(env, HTTP_MAX_BATCH_BYTES, 1_000_000, minimum=1_024),
-        max_records=parse.integer(env, HTTP_MAX_BATCH_RECORDS, 10_000, minimum=1),
-        max_age_ms=parse.integer(env, HTTP_BATCH_MAX_AGE_MS, 1_000, minimum=0),
+        max_bytes=_integer(env, HTTP_MAX_BATCH_BYTES, 1_000_000),
+        max_records=_integer(env, HTTP_MAX_BATCH_RECORDS, 10_000),
+        max_age_ms=_integer(env, HTTP_BATCH_MAX_AGE_MS, 1_000),
         compression=parse.choice(env, HTTP_COMPRESSION, COMPRESSIONS),
-        compression_level=compression_level,
+        compression_level=_integer(env, HTTP_COMPRESSION_LEVEL, 1),
     )
 
 
@@ -189,13 +354,11 @@ def _delivery(env: Mapping[str, str], batching: Batching) -> Delivery:
         flush_strategy = PERIODIC  # no INVOKE events to hold, and no freeze to beat
     return Delivery(
         flush_strategy=flush_strategy,
-        flush_budget_ms=parse.integer(env, HTTP_FLUSH_BUDGET_MS, 500, minimum=0),
-        deadline_margin_ms=parse.integer(env, HTTP_DEADLINE_MARGIN_MS, 100, minimum=0),
-        max_buffer_bytes=parse.integer(
-            env, HTTP_MAX_BUFFER_BYTES, 16 << 20, minimum=batching.max_bytes
-        ),
-        spill_dir=parse.text(env, HTTP_SPILL_DIR) or DEFAULT_SPILL_DIR,
-        max_spill_bytes=parse.integer(env, HTTP_MAX_SPILL_BYTES, 64 << 20, minimum=0),
+        flush_budget_ms=_integer(env, HTTP_FLUSH_BUDGET_MS, 500),
+        deadline_margin_ms=_integer(env, HTTP_DEADLINE_MARGIN_MS, 100),
+        max_buffer_bytes=_integer(env, HTTP_MAX_BUFFER_BYTES, 16 << 20, batching.max_bytes),
+        spill_dir=_spill_dir(env),
+        max_spill_bytes=_integer(env, HTTP_MAX_SPILL_BYTES, 64 << 20),
         test_mode=parse.boolean(env, HTTP_TEST_MODE, False),
     )
 
@@ -231,10 +394,20 @@ def _telemetry_types(env: Mapping[str, str]) -> tuple[str, ...]:
     return types
 
 
+def _spill_dir(env: Mapping[str, str]) -> str:
+    directory = parse.text(env, HTTP_SPILL_DIR) or DEFAULT_SPILL_DIR
+    if not directory.startswith("/"):
+        raise ConfigError(
+            HTTP_SPILL_DIR,
+            f"must be an absolute path (under /tmp on Lambda), got {parse.shown(directory)}",
+        )
+    return directory
+
+
 def _listener_port(env: Mapping[str, str]) -> int:
     """The listener's port; 0 lets the system pick a free one (the subscription names it)."""
-    port = parse.integer(env, HTTP_LISTENER_PORT, 4243, minimum=0)
-    if port > 65535 or port == LAMBDA_PORT:
+    port = parse.integer(env, HTTP_LISTENER_PORT, 4243, **_range(HTTP_LISTENER_PORT))
+    if port == LAMBDA_PORT:
         raise ConfigError(
             HTTP_LISTENER_PORT, f"must be 0..65535 and not {LAMBDA_PORT} (Lambda's own port)"
         )

@@ -119,15 +119,24 @@ class Endpoint(Frozen):
 
 
 class Auth(Frozen):
-    """``HTTP_AUTH_TYPE`` (``kind``) and the values its strategy takes (see ``http.auth``)."""
+    """``HTTP_AUTH_TYPE`` (``kind``) and the values its strategy takes (see ``http.auth``).
 
-    __slots__ = ("kind", "username", "credentials", "header_name")
-    _secret = ("credentials",)
+    ``aws_service``/``aws_region`` are what ``aws_sigv4`` signs for ("" for other kinds).
+    ``headers`` are ``HTTP_HEADERS``' extra request headers, as ``(name, value)`` pairs: parsed
+    after the extension registers (``settings.headers``), so ``load`` leaves them empty.
+    """
+
+    __slots__ = ("kind", "username", "credentials", "header_name", "aws_service", "aws_region",
+                 "headers")  # fmt: skip
+    _secret = ("credentials", "headers")
 
     kind: str
     username: str
     credentials: str
     header_name: str
+    aws_service: str
+    aws_region: str
+    headers: tuple[tuple[str, str], ...]
 
 
 class Batching(Frozen):

@@ -16,15 +16,13 @@ are sent as ``Proxy-Authorization: Basic`` and never shown.
 from __future__ import annotations
 
 from .model import Proxy
+from .names import HTTP_PROXY, HTTPS_PROXY, NO_PROXY
 from .parse import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-HTTPS_PROXY = "HTTPS_PROXY"
-HTTP_PROXY = "HTTP_PROXY"
-NO_PROXY = "NO_PROXY"
 _DEFAULT_PORT = 80
 
 

@@ -103,6 +103,10 @@ class Tally:
         """Markers of lines never printed (would mean corruption or a counting bug)."""
         self._keys: set[str] = set()
 
+    def skip_existing(self) -> None:
+        """Count only what the receiver records from now on (a second run against it)."""
+        self._offset = self.record.stat().st_size if self.record.exists() else 0
+
     def update(self, expected: Mapping[int, int]) -> None:
         """Read what the receiver recorded since the last call."""
         keys = self._keys
@@ -114,7 +118,9 @@ class Tally:
                     break  # not complete yet: read it next time
                 self._offset += len(line)
                 request = json.loads(line)
-                key = request["headers"].get("Idempotency-Key", "")
+                headers = request["headers"]
+                # Receivers other than the capture one may record header names lower-cased.
+                key = headers.get("Idempotency-Key", headers.get("idempotency-key", ""))
                 repeated = bool(key) and key in keys
                 keys.add(key)
                 self.requests += 1

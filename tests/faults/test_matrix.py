@@ -29,6 +29,7 @@ from tests.faults.harness import (
     nginx_env,
     summaries,
 )
+from tests.support.blackholes import FullBacklog, SilentServer
 from tests.support.faults import FaultProxy
 from tests.support.fixtures import BASIC_AUTH
 from tests.support.nginx import Nginx, require_nginx
@@ -547,3 +548,60 @@ def test_11_receiver_hangs_until_a_timeout_resets_the_environment(
     assert timed_out.status == "timeout" and run.sandbox.resets
     assert_no_loss_no_duplicates(figures)
     assert len(processes) == 2  # each process accounts for its records in a summary
+
+
+# --- 12-14. endpoints that never answer, with default settings --------------------------------
+
+
+def _never_answers(launch: Launcher, results: Results, url: str, scenario: str,
+                   title: str) -> None:
+    """Three invocations against ``url``, then SHUTDOWN; then a new extension process in the same
+    environment (same /tmp), with the receiver answering, sends what the first one kept."""
+    run = launch.run({"HTTP_ENDPOINT": url})
+    for _ in range(3):
+        run.invoke()
+    run.sandbox.shutdown()
+    first = summaries(run.sandbox)[-1]
+    pushes_dropped = sum(s.dropped_records for s in run.sandbox.delivery_stats().values())
+    kept = len(markers_in(launch.spill_dir))
+    run.switch(launch.sandbox({"HTTP_ENDPOINT": launch.receiver.url}))
+    run.sandbox.invoke({"n": 99, "count": 0})  # the new process: its init finds the files
+    run.sandbox.shutdown()
+    figures = run.figures(
+        scenario, title,
+        notes=f"first process: Lambda dropped {pushes_dropped} records, shutdown summary "
+              f"dropped={first.get('dropped')} on_disk={first.get('on_disk')} ({kept} lines "
+              "on disk); the next process delivered them",
+        pushes_dropped=pushes_dropped, first_summary=first, kept_on_disk=kept,
+    )
+    results.write(figures)
+
+    assert pushes_dropped == 0  # every push was answered at once
+    assert first.get("dropped") == 0 and kept == figures["expected"]  # nothing lost at SHUTDOWN
+    assert_no_loss_no_duplicates(figures)
+    assert all(status == "success" for status in figures["statuses"])
+
+
+@pytest.mark.timeout(90)
+def test_12_receiver_accepts_and_never_answers(launch: Launcher, results: Results) -> None:
+    """The connection is accepted, the request read, no answer ever comes."""
+    with SilentServer() as silent:
+        _never_answers(launch, results, silent.url, "12-silent",
+                       "receiver accepts and never answers (default settings)")
+
+
+@pytest.mark.timeout(90)
+def test_13_connect_never_completes(launch: Launcher, results: Results) -> None:
+    """The receiver's listen backlog is full: the SYN is never answered (a VPC without a route
+    to the endpoint looks the same)."""
+    with FullBacklog() as unreachable:
+        _never_answers(launch, results, unreachable.url, "13-no-connect",
+                       "connect never completes: full listen backlog (default settings)")
+
+
+@pytest.mark.timeout(90)
+def test_14_tls_handshake_never_completes(launch: Launcher, results: Results) -> None:
+    """TCP is accepted, the ClientHello read, no ServerHello ever comes."""
+    with SilentServer() as silent:
+        _never_answers(launch, results, silent.https_url, "14-no-tls",
+                       "TLS server that never speaks (default settings)")

@@ -28,7 +28,7 @@ _SERVER_EXTENSIONS = """\
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectAltName = IP:127.0.0.1{dns_names}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 """
@@ -66,8 +66,9 @@ def openssl_available() -> bool:
     return shutil.which("openssl") is not None
 
 
-def make_tls_material(directory: Path) -> TlsMaterial:
-    """Create ``directory`` and generate the CA, server cert and other CA in it.
+def make_tls_material(directory: Path, dns_names: tuple[str, ...] = ("localhost",)) -> TlsMaterial:
+    """Create ``directory`` and generate the CA, server cert and other CA in it. The server
+    certificate names 127.0.0.1 and ``dns_names``.
 
     Raises ``RuntimeError`` with openssl's output when a command fails.
     """
@@ -86,7 +87,8 @@ def make_tls_material(directory: Path) -> TlsMaterial:
     _openssl("req", "-new", *_EC_KEY, "-nodes", "-keyout", str(material.key_file),
              "-out", str(csr), "-subj", "/CN=127.0.0.1")
     extensions = directory / "server.ext"
-    extensions.write_text(_SERVER_EXTENSIONS, encoding="ascii")
+    names = "".join(f", DNS:{name}" for name in dns_names)
+    extensions.write_text(_SERVER_EXTENSIONS.format(dns_names=names), encoding="ascii")
     _openssl("x509", "-req", "-in", str(csr), "-CA", str(material.ca_file),
              "-CAkey", str(material.ca_key), "-set_serial", "2", "-days", str(VALID_DAYS),
              "-sha256", "-extfile", str(extensions), "-out", str(material.cert_file))

@@ -1,7 +1,9 @@
 """The delivery policy, deterministically: a fake transport, a fake clock, no threads.
 
 What is sent when, what is retried when, what a 413 becomes, what goes to disk, what is dropped
-and how it is reported. The same behaviours against a real receiver: tests/integration.
+and how it is reported. The intake and the sending side, which run on two threads in the
+extension, are driven here one step at a time. The same behaviours against a real receiver, with
+the threads: tests/integration.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 
 from lambda_logs_http import log
-from lambda_logs_http.delivery.pipeline import Pipeline
+from lambda_logs_http.delivery.worker import assemble
 from lambda_logs_http.invocations import InvocationProgress
 from lambda_logs_http.records.transform import Transformer
 from lambda_logs_http.settings.load import load
@@ -34,8 +36,66 @@ def lines(n: int, request_id: str = "", prefix: str = "line") -> list[dict[str, 
     return push
 
 
+class Pipeline:
+    """The intake and the sending side stepped in turn, as the two threads would run them."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        parts = rig.parts
+        self.intake, self.sending, self.backlog = parts.intake, parts.sending, parts.backlog
+
+    def ingest(self, events: list[dict[str, object]]) -> None:
+        self.intake.ingest(events)
+
+    def send_due(self, deadline: float | None = None) -> None:
+        """The intake closes a batch that is due by age, then the sender sends what is due,
+        the intake taking in the pushes that arrived meanwhile as its policy allows."""
+        self.intake.close_if_due(now_due=deadline is not None)
+        self.sending.deadline = deadline
+        while True:
+            before = self.backlog.version
+            self.sending.send_due()
+            while self.rig.pending and self.intake.may_take_push():
+                self.intake.ingest(self.rig.pending.popleft())
+            if self.backlog.version == before or self.sending.wait_time() != 0.0:
+                return
+
+    def wait_time(self) -> float | None:
+        times = [t for t in (self.intake.wait_time(), self.sending.wait_time()) if t is not None]
+        return min(times) if times else None
+
+    def flush(self, deadline: float) -> bool:
+        """What the worker's flush does, with the fake clock's sleep between attempts."""
+        self.intake.flushing = True
+        while self.rig.pending:
+            self.intake.ingest(self.rig.pending.popleft())
+        while True:
+            self.send_due(deadline)
+            if not self.backlog and self.intake.batcher.open is None:
+                return True
+            remaining = deadline - self.rig.clock.now
+            if remaining <= 0:
+                return False
+            wait = self.sending.wait_time()
+            self.rig.clock.sleep(min(remaining, wait if wait else remaining))
+
+    def finish(self) -> None:
+        """What the worker does at stop (the sender already stopped)."""
+        self.intake.flushing = True
+        while self.rig.pending:
+            self.intake.ingest(self.rig.pending.popleft())
+        self.intake.close_if_due(now_due=True)
+        self.backlog.keep_on_disk()
+        self.rig.stats.add("on_disk", self.backlog.spill.records)
+        self.sending.sender.close()
+
+    def pending_records(self) -> int:
+        return self.backlog.records() + self.intake.pending_records()
+
+
 class Rig:
-    """A pipeline wired as the worker wires it, around a scripted transport and a fake clock."""
+    """The delivery parts wired as the worker wires them, around a scripted transport and a
+    fake clock."""
 
     def __init__(self, tmp_path: Path, answers: list[Any] | None = None,
                  send_seconds: float = 0.001, jitter: float = 1.0, **env: str) -> None:
@@ -46,14 +106,13 @@ class Rig:
         self.stats = Stats()
         self.progress = InvocationProgress(clock=self.clock)
         self.pending: deque[list[dict[str, object]]] = deque()
-        self.pipeline = Pipeline.create(
+        self.parts = assemble(
             self.settings.batching, self.settings.delivery,
             self.settings.endpoint.timeout_seconds, Transformer(CONTEXT), self.transport,
             self.stats, self.progress,
-            lambda: self.pending.popleft() if self.pending else None,
-            clock=self.clock, sleep=self.clock.sleep, now_epoch=lambda: 1_700_000_000.0,
-            rng=lambda: jitter,
+            clock=self.clock, now_epoch=lambda: 1_700_000_000.0, rng=lambda: jitter,
         )
+        self.pipeline = Pipeline(self)
 
     def push(self, events: list[dict[str, object]]) -> None:
         """What the worker does with a push: ingest it, then send what is due."""

@@ -186,6 +186,16 @@ CONFIGS = {
         "HTTP_TELEMETRY_TYPES": "platform,function", "HTTP_SPILL_DIR": "/tmp/guard-spill",
     },
     "configuration error": {},  # no endpoint: registers as a no-op
+    # Read after register: the settings from AWS (aws.*), HTTP_HEADERS' JSON, aws_sigv4's service.
+    "settings from AWS": {
+        "HTTP_ENDPOINT_SSM_NAME": "/logs/endpoint", "HTTP_AUTH_TYPE": "bearer",
+        "HTTP_AUTH_CREDENTIALS_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:t",
+        "HTTP_AUTH_CREDENTIALS_SECRET_KEY": "token", "HTTP_HEADERS": '{"X-Scope-OrgID": "a"}',
+    },
+    "aws_sigv4 and HTTP_HEADERS": {
+        "HTTP_ENDPOINT": "https://abc.execute-api.us-east-1.amazonaws.com/prod/logs",
+        "HTTP_AUTH_TYPE": "aws_sigv4", "HTTP_HEADERS": '{"X-Scope-OrgID": "a"}',
+    },
 }
 
 

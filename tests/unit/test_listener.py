@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import http.client
 import json
+import select
 import socket
 import struct
 import termios
@@ -26,7 +27,7 @@ class Sink:
         self.pushes: list[list[dict[str, object]]] = []
         self.accept = True
 
-    def __call__(self, events: list[dict[str, object]]) -> bool:
+    def __call__(self, events: list[dict[str, object]], body_bytes: int = 0) -> bool:
         if self.accept:
             self.pushes.append(events)
         return self.accept
@@ -160,13 +161,33 @@ def test_stop_is_idempotent() -> None:
 def test_keep_alive_connection_serves_many_pushes(running) -> None:  # type: ignore[no-untyped-def]
     listener, sink, _, _ = running
     connection = http.client.HTTPConnection(listener.host, listener.port, timeout=5)
-    for _ in range(5):
-        connection.request("POST", "/", body=json.dumps(EVENTS).encode())
+    for n in range(5):
+        push = [{"time": "t", "type": "function", "record": f"push {n}\n"}]
+        connection.request("POST", "/", body=json.dumps(push).encode())
         reply = connection.getresponse()
         assert reply.status == 200 and reply.read() == b""
         assert reply.getheader("Connection") is None  # kept open
     connection.close()
     assert len(sink.pushes) == 5
+
+
+def test_a_push_lambda_sends_again_is_taken_once(running) -> None:  # type: ignore[no-untyped-def]
+    """Lambda pushes again what it thinks was not taken (a late answer, one lost to a freeze)."""
+    listener, sink, _, stats = running
+    body = json.dumps(EVENTS).encode()
+    assert [post(listener, body) for _ in range(3)] == [200, 200, 200]
+    assert sink.pushes == [EVENTS] and stats.received == 2 and stats.resent == 2
+    other = json.dumps([{"time": "t2", "type": "function", "record": "hello\n"}]).encode()
+    assert post(listener, other) == 200 and len(sink.pushes) == 2
+
+
+def test_a_push_of_more_events_than_lambda_sends_is_refused() -> None:
+    sink = Sink()
+    with serving(sink, max_events=10) as listener:
+        many = [{"time": "t", "type": "function", "record": f"{i}\n"} for i in range(11)]
+        assert post(listener, json.dumps(many).encode()) == 413
+        assert post(listener, json.dumps(many[:10]).encode()) == 200
+    assert [len(p) for p in sink.pushes] == [10]
 
 
 def test_a_stalled_sender_does_not_hold_up_lambda(running) -> None:  # type: ignore[no-untyped-def]
@@ -320,7 +341,7 @@ sys.path.insert(0, sys.argv[1])
 from lambda_logs_http.listener.server import TelemetryListener
 from lambda_logs_http.invocations import InvocationProgress
 from lambda_logs_http.stats import Stats
-listener = TelemetryListener(0, lambda events: True, InvocationProgress(), Stats())
+listener = TelemetryListener(0, lambda events, size: True, InvocationProgress(), Stats())
 listener.bind(); listener.start(); assert listener.wait_serving(2)
 clients = subprocess.Popen([sys.executable, "-c",
     "import socket, sys, time; sys.stdin.readline();"
@@ -390,3 +411,31 @@ def test_no_wake_for_a_push_that_was_refused() -> None:
         assert post(listener, json.dumps(EVENTS).encode()) == 503
         assert post(listener, b"not json") == 400
     assert wakes == []
+
+
+def test_a_request_dripped_a_byte_at_a_time_is_closed_at_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The partial-request limit counts from the request's first byte: a peer that sends a
+    byte just before each idle timeout would otherwise hold the connection for ever."""
+    from lambda_logs_http.listener import loop
+
+    monkeypatch.setattr(loop, "PARTIAL_IDLE_SECONDS", 1.0)
+    with serving(Sink()) as listener, socket.create_connection(
+        (listener.host, listener.port), timeout=5
+    ) as sock:
+        started = time.monotonic()
+        request = b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + b" " * 99
+        closed = False
+        for byte in request:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            ready = select.select([sock], [], [], 0.3)[0]  # a byte every 0.3 s, < the limit
+            if ready and sock.recv(100) in (b"",):
+                closed = True
+                break
+        assert closed
+        assert 0.9 < time.monotonic() - started < 2.5

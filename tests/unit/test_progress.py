@@ -106,3 +106,26 @@ def test_report_wait_is_woken_by_the_report() -> None:
     assert progress.wait_report("r", started + 5) is True
     assert time.monotonic() - started < 1
     timer.join()
+
+
+def test_forged_runtime_done_events_cannot_evict_the_invocation_waited_for() -> None:
+    """A local process pushing runtimeDone events with random ids must not push the real one
+    out of the bounded memory before the main thread sees it delivered."""
+    progress = InvocationProgress()
+    outcome: list[str] = []
+    waiter = threading.Thread(
+        target=lambda: outcome.append(progress.wait("real", time.monotonic() + 2, 2))
+    )
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while progress._current != "real":  # the main thread is waiting for "real"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with progress._cond:  # all of it before the waiter looks again
+        progress.runtime_done_arrived("real")
+        progress.delivered(["real"])
+        for n in range(500):
+            progress.runtime_done_arrived(f"forged-{n}")
+            progress.delivered([f"forged-{n}"])
+    waiter.join(5)
+    assert outcome == ["delivered"]

@@ -37,7 +37,7 @@ class Sink:
     def __init__(self) -> None:
         self.pushes: list[list[dict[str, object]]] = []
 
-    def __call__(self, pushed: list[dict[str, object]]) -> bool:
+    def __call__(self, pushed: list[dict[str, object]], body_bytes: int = 0) -> bool:
         self.pushes.append(pushed)
         return True
 

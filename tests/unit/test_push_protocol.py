@@ -79,6 +79,14 @@ def test_any_chunking_gives_the_same_requests(cuts: list[int]) -> None:
         (b"POST / HTTP/2.0\r\nContent-Length: 1\r\n\r\n", 505),
         (b"POST / HTTP/1.1\r\nX: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n", 431),
         (b"POST / HTTP/1.1\r\nX: " + b"a" * MAX_HEAD_BYTES, 431),  # never ends: still bounded
+        # Heads http.server reads otherwise (tests/unit/test_request_differential.py):
+        (b"POST / HTTP/1.1\r\nX\xe9Y: v\r\nContent-Length: 1\r\n\r\n", 400),  # name not a token
+        (b"POST / HTTP/1.1\r\nX@Y: v\r\nContent-Length: 1\r\n\r\n", 400),
+        (b"POST /a\xa0b HTTP/1.1\r\nContent-Length: 1\r\n\r\n", 400),  # whitespace to str.split()
+        (b"POST /a\x0bb HTTP/1.1\r\nContent-Length: 1\r\n\r\n", 400),
+        (b"POST /a\tb HTTP/1.1\r\nContent-Length: 1\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nX: a\x7fb\r\nContent-Length: 1\r\n\r\n", 400),  # a control byte
+        (b"POST / HTTP/1.1\r\n" + b"X: v\r\n" * 100 + b"Content-Length: 1\r\n\r\n", 431),
     ],
 )
 def test_refusals(head: bytes, status: int) -> None:

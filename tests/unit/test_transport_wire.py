@@ -111,6 +111,19 @@ def test_keep_alive_across_framings(server: ScriptedServer) -> None:
     assert server.connections == 1
 
 
+@pytest.mark.parametrize("option", [b"keep-alive", b"Keep-Alive", b"KEEP-ALIVE"])
+def test_http_1_0_keep_alive_in_any_case_keeps_the_connection(
+    server: ScriptedServer, option: bytes
+) -> None:
+    """Connection options are case-insensitive: an HTTP/1.0 answer saying ``Keep-Alive`` keeps
+    the connection (was: a reconnect, and a TLS handshake, per batch)."""
+    reply = b"HTTP/1.0 200 OK\r\nConnection: " + option + b"\r\nContent-Length: 0\r\n\r\n"
+    server.replies += [reply, reply]
+    transport = HttpTransport(endpoint(server.url), Auth())
+    assert [transport.send(b"{}", {}, 5).ok for _ in range(2)] == [True, True]
+    assert server.connections == 1
+
+
 @pytest.mark.parametrize(
     "closing_reply",
     [
@@ -215,3 +228,17 @@ def test_a_trickling_answer_cannot_outlast_the_timeout(server: ScriptedServer) -
     result = HttpTransport(endpoint(server.url), Auth()).send(b"{}", {}, 1.0)
     assert time.monotonic() - started < 1.5
     assert (result.ok, result.retryable) == (False, True) and "timed out" in result.error
+
+
+def test_an_unasked_answer_after_the_answer_is_never_taken_for_the_next_one(
+    server: ScriptedServer,
+) -> None:
+    """A receiver that answers twice (in one write): the second answer is nothing we asked
+    for; were the connection reused, it would be taken for the next request's answer."""
+    unavailable = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+    server.replies += [OK + OK, unavailable]
+    transport = HttpTransport(endpoint(server.url), Auth())
+    assert transport.send(b"{}", {}, 5).ok
+    second = transport.send(b"{}", {}, 5)
+    assert (second.ok, second.status) == (False, 503)  # the real answer, not the stale 200
+    assert server.connections == 2

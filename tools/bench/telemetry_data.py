@@ -20,7 +20,9 @@ import uuid
 
 MARKER = b"bench-rec"
 RECORDS_PER_PUSH = 1000
-DISTINCT_PUSHES = 8
+# More than the pushes the extension remembers to recognise one Lambda sends again (32): a
+# stream that repeated a push within that window would be taken for Lambda's re-sends.
+DISTINCT_PUSHES = 40
 
 _MESSAGES = (
     ("INFO", "bench-rec {i} GET /api/v1/orders/{i} 200 12.{m}ms user=u-{u} region=eu-west-1"),
@@ -65,6 +67,18 @@ def function_pushes(request_id: str) -> list[bytes]:
     """``DISTINCT_PUSHES`` bodies of ``RECORDS_PER_PUSH`` function records each."""
     return [encode(function_events(request_id, RECORDS_PER_PUSH, k * RECORDS_PER_PUSH))
             for k in range(DISTINCT_PUSHES)]
+
+
+def tiny_pushes(request_id: str, events_per_push: int) -> list[bytes]:
+    """``DISTINCT_PUSHES`` bodies of ``events_per_push`` tiny function records (~40 bytes each):
+    the push shape that costs the most memory per byte once parsed."""
+    bodies = []
+    for k in range(DISTINCT_PUSHES):
+        first = k * events_per_push
+        events = [{"time": iso(1_700_000_000.0 + (first + n) / 1000), "type": "function",
+                   "record": f"bench-rec {first + n}\n"} for n in range(events_per_push)]
+        bodies.append(encode(events))
+    return bodies
 
 
 def platform_start(request_id: str) -> bytes:

@@ -173,6 +173,8 @@ def test_importing_sigv4_loads_nothing_heavy() -> None:
     loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True,
                                        text=True, check=True, timeout=60).stdout)
     # __future__ comes with every module of the package (``from __future__ import annotations``).
+    # The variable names come from settings/names.py (names only, no code).
     assert loaded == ["__future__", "lambda_logs_http", "lambda_logs_http.aws", "lambda_logs_http.aws.credentials",
                       "lambda_logs_http.aws.errors", "lambda_logs_http.aws.services",
-                      "lambda_logs_http.aws.sigv4", "lambda_logs_http.aws.sources"]
+                      "lambda_logs_http.aws.sigv4", "lambda_logs_http.aws.sources",
+                      "lambda_logs_http.settings", "lambda_logs_http.settings.names"]
