@@ -3,6 +3,8 @@ quoting a value (values are often tokens)."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from lambda_logs_http.settings.headers import parse_headers
@@ -28,7 +30,9 @@ def test_authorization_is_allowed_without_an_auth_type() -> None:
 @pytest.mark.parametrize(
     ("raw", "kind", "words"),
     [
-        ('{"X-A": "1",}', "none", "is not valid JSON (line 1, column 13)"),
+        # 3.13's json names the trailing comma itself (column 12), older ones what should follow
+        ('{"X-A": "1",}', "none",
+         f"is not valid JSON (line 1, column {12 if sys.version_info >= (3, 13) else 13})"),
         (f'["X-A", "{SECRET}"]', "none", "must be a JSON object"),
         (f'[["X-A", "{SECRET}"]]', "none", "must be a JSON object"),
         ('"X-A"', "none", "must be a JSON object"),
