@@ -14,10 +14,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.packaging.layer_helpers import REPO, clean_env
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import ModuleType
 
 BUILD_STANDALONE = REPO / "build-standalone.sh"
 CACHE = Path(os.environ.get("STANDALONE_CACHE", REPO / ".cache" / "standalone"))
@@ -134,3 +139,47 @@ def site_for_tests(arch: str, python_version: str = "3.13") -> Path:
                     f"(pip install): {proc.stderr.strip()[-300:]}")
     stamp.write_text(" ".join(TEST_PACKAGES))
     return site
+
+
+def standalone_for_e2e(tmp_path_factory: pytest.TempPathFactory, e2e_python: str) -> Standalone:
+    """The standalone layer of this machine's architecture for an end-to-end module; skips where
+    the launcher would not pick its interpreter (``e2e_python``: that module's
+    E2E_EXTENSION_PYTHON, which overrides it)."""
+    if os.access("/var/lang/bin/python3", os.X_OK):
+        pytest.skip("/var/lang/bin/python3 exists here: the launcher would prefer it")
+    if e2e_python:
+        pytest.skip("E2E_EXTENSION_PYTHON is set: it would override the layer's interpreter")
+    arch = host_arch()
+    if not arch:
+        pytest.skip("no standalone build for this machine's architecture")
+    return build_standalone(arch, tmp_path_factory.mktemp("standalone-e2e"))
+
+
+def only_the_bundled_python(
+    module: ModuleType, standalone: Standalone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """For one test of an end-to-end ``module`` that starts ``module.Sandbox``: the sandbox hands
+    its own PATH to the extension, which is made an empty directory (no Python on it, and there
+    is no /var/lang/bin/python3 here), and every sandbox that initialised must be running the
+    extension on the layer's own interpreter (``/proc/PID/exe``)."""
+    from tests.e2e.test_extension import running_interpreter
+
+    empty = tmp_path / "no-python-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    bundled = os.path.realpath(standalone.layer / BUNDLED)
+    checked: list[str | None] = []
+
+    class CheckedSandbox(module.Sandbox):  # type: ignore[name-defined,misc]
+        def start(self):  # type: ignore[no-untyped-def]
+            result = super().start()
+            if result.ok:
+                exe = running_interpreter(self)
+                assert exe in (bundled, None), f"extension runs {exe}, not {bundled}"
+                checked.append(exe)
+            return result
+
+    monkeypatch.setattr(module, "Sandbox", CheckedSandbox)
+    yield
+    # At least one start saw the process alive and on the bundled interpreter, if any started.
+    assert not checked or bundled in checked, checked
