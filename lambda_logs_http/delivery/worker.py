@@ -97,7 +97,7 @@ def assemble(
     sender = Sender(transport, batching, timeout_seconds, clock)
     sending = SendLoop(sender, backlog, ledger, stats, transformer, clock, now_epoch, rng)
     intake = Intake(batching, delivery.holds_invocations, transformer, backlog, sending, stats,
-                    clock)  # fmt: skip
+                    ledger, clock)  # fmt: skip
     sending.batcher = intake.batcher
     return Parts(intake, sending, backlog)
 
