@@ -230,3 +230,29 @@ def test_a_spilled_batch_reads_back_as_the_same_body(name: str, tmp_path: Path) 
     stranger.open()
     assert stranger.read_oldest() is None
     assert dropped == [("spill_other_format", len(entries))]
+
+
+def test_a_formats_request_limits_lower_the_configured_ones(tmp_path: Path) -> None:
+    """A receiver's documented per-request limits (Datadog's 1,000 entries, say) win over
+    HTTP_MAX_BATCH_*: the worker's parts batch to them, with a warning."""
+    from lambda_logs_http.delivery.worker import assemble
+    from lambda_logs_http.invocations import InvocationProgress
+    from lambda_logs_http.records.formats.ndjson import NdjsonEncoder
+    from lambda_logs_http.records.transform import Transformer
+    from lambda_logs_http.settings.load import load
+    from lambda_logs_http.stats import Stats
+
+    class Capped(NdjsonEncoder):
+        max_batch_bytes = 5_000
+        max_batch_records = 3
+
+    settings = load({"HTTP_ENDPOINT": "http://receiver.test/ingest",
+                     "HTTP_SPILL_DIR": str(tmp_path / "spill")})  # fmt: skip
+    parts = assemble(settings.batching, settings.delivery, 1.0,
+                     Transformer(CONTEXT, encoder=Capped(CONTEXT)), object(),  # type: ignore[arg-type]
+                     Stats(), InvocationProgress())  # fmt: skip
+    batcher = parts.intake.batcher
+    assert (batcher.max_bytes, batcher.max_records) == (5_000, 3)
+    assert Framing.of(Capped(CONTEXT)).clamp(1_000, 10) == (1_000, 3)
+    plain = Framing.of(formats.encoder_class("ndjson")(CONTEXT))
+    assert plain.clamp(1_000_000, 10_000) == (1_000_000, 10_000)
