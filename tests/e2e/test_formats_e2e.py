@@ -169,3 +169,23 @@ def test_loki_pushes_are_what_a_loki_distributor_takes(
                                          "order": {"id": n}}  # fmt: skip
         assert by_line[json_line][0]["level"] == "warn"
     assert any(labels["log_type"] == "platform" for labels, _, _, _ in lines)
+
+
+# -- ndjson against a capture receiver that reads it line by line --------------------------
+
+
+def test_ndjson_lines_are_the_seed_entries(real_layer: Path, tmp_path: Path) -> None:
+    with CheckingReceiver(tmp_path, body_check="ndjson") as receiver:
+        results = run_sandbox(real_layer, tmp_path, {"HTTP_ENDPOINT": receiver.url,
+                                                     "HTTP_FORMAT": "ndjson"})  # fmt: skip
+        requests = receiver.requests()
+    assert requests and all(r["accepted"] for r in requests), requests
+    assert all(r["headers"].get("Content-Type") == "application/x-ndjson" for r in requests)
+    entries = [json.loads(line) for r in requests for line in r["body"].splitlines()]
+    by_message = {e["message"]: e for e in entries}
+    for n, result in enumerate(results):
+        entry = by_message[f"error-{n}"]
+        assert (entry["level"], entry["request_id"]) == ("ERROR", result.request_id)
+        assert entry["function_name"] == "formats-fn" and entry["log_type"] == "function"
+        assert by_message[f"json-{n}"]["record"] == {"level": "WARN", "message": f"json-{n}",
+                                                      "order": {"id": n}}  # fmt: skip
