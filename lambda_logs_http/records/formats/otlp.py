@@ -157,8 +157,7 @@ class OtlpEncoder(Encoder):
         kind = record.log_type
         platform = kind == "platform"
         if fields is None or platform:
-            body = quote(record.message)
-            body = '{"stringValue":' + body + "}"
+            body = '{"stringValue":' + quote(record.message) + "}"
         else:
             values = key_values(fields, 2)
             if "message" not in fields:
