@@ -99,6 +99,8 @@ def assemble(
             f"{spill.directory} by an earlier run; sending them first"
         )
     backlog = Backlog(spill, delivery.max_buffer_bytes, ledger)
+    if framing.query:
+        transport.add_query(framing.query)  # the format's, e.g. _bulk's filter_path
     sender = Sender(transport, batching, timeout_seconds, clock)
     sending = SendLoop(sender, backlog, ledger, stats, transformer, clock, now_epoch, rng)
     intake = Intake(batching, delivery.holds_invocations, transformer, backlog, sending, stats,

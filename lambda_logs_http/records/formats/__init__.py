@@ -14,6 +14,7 @@ DEFAULT = "seed"
 # HTTP_FORMAT value -> the module (in this package) whose ENCODER is its class.
 MODULES = {
     "seed": "seed",
+    "elasticsearch": "elasticsearch",
 }
 
 

@@ -1,0 +1,103 @@
+"""Payloads and answers as the vendors document them, written out as test data.
+
+Each constant names the page it was written from. They are the receivers' own examples, so a
+test that reads our body the way the example is read (or reads the example the way our code
+reads an answer) checks our output against the documented contract, not against itself.
+"""
+
+from __future__ import annotations
+
+# -- Elasticsearch ----------------------------------------------------------------------------
+
+# Elasticsearch reference, "Bulk API" (docs-bulk), the request example: NDJSON, an action line
+# then (for index/create) the source on the next line, the last line ending with a newline.
+# https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html
+ES_BULK_REQUEST = (
+    b'{ "index" : { "_index" : "test", "_id" : "1" } }\n'
+    b'{ "field1" : "value1" }\n'
+    b'{ "delete" : { "_index" : "test", "_id" : "2" } }\n'
+    b'{ "create" : { "_index" : "test", "_id" : "3" } }\n'
+    b'{ "field1" : "value3" }\n'
+    b'{ "update" : {"_id" : "1", "_index" : "test"} }\n'
+    b'{ "doc" : {"field2" : "value2"} }\n'
+)
+
+# The same page, "Example with failed actions": two updates of missing documents fail (404),
+# the create succeeds; the answer is 200 with "errors": true and one item per action, in order.
+ES_BULK_PARTIAL_FAILURE = b"""{
+  "took": 486,
+  "errors": true,
+  "items": [
+    {
+      "update": {
+        "_index": "index1",
+        "_id": "5",
+        "status": 404,
+        "error": {
+          "type": "document_missing_exception",
+          "reason": "[5]: document missing",
+          "index_uuid": "aAsFqTI0Tc2W0LCWgPNrOA",
+          "shard": "0",
+          "index": "index1"
+        }
+      }
+    },
+    {
+      "update": {
+        "_index": "index1",
+        "_id": "6",
+        "status": 404,
+        "error": {
+          "type": "document_missing_exception",
+          "reason": "[6]: document missing",
+          "index_uuid": "aAsFqTI0Tc2W0LCWgPNrOA",
+          "shard": "0",
+          "index": "index1"
+        }
+      }
+    },
+    {
+      "create": {
+        "_index": "index1",
+        "_id": "7",
+        "_version": 1,
+        "result": "created",
+        "_shards": {
+          "total": 2,
+          "successful": 1,
+          "failed": 0
+        },
+        "_seq_no": 0,
+        "_primary_term": 1,
+        "status": 201
+      }
+    }
+  ]
+}"""
+
+# The same page, "Bulk API response body": each item's "status" and, on failure, "error" with
+# its "type" and "reason"; 429 is what a full write queue answers for an item
+# (es_rejected_execution_exception, "Elasticsearch rejected the request"). The answer our
+# filter_path asks for keeps exactly those: errors, items.*.status, items.*.error.type/reason
+# (filter_path: "Common options", https://www.elastic.co/guide/en/elasticsearch/reference/
+# current/common-options.html#common-options-response-filtering).
+ES_BULK_FILTERED_MIXED = (
+    b'{"errors":true,"items":['
+    b'{"create":{"status":201}},'
+    b'{"create":{"status":429,"error":{"type":"es_rejected_execution_exception",'
+    b'"reason":"rejected execution of coordinating operation"}}},'
+    b'{"create":{"status":400,"error":{"type":"document_parsing_exception",'
+    b'"reason":"[1:150] failed to parse field [record.count] of type [long]"}}},'
+    b'{"create":{"status":503,"error":{"type":"unavailable_shards_exception",'
+    b'"reason":"primary shard is not active"}}},'
+    b'{"create":{"status":201}}]}'
+)
+
+# An error answer for the whole request, as Elasticsearch writes them ("error" with "type",
+# "reason", "root_cause"; "status"): here the one a create without an index gets.
+ES_INDEX_MISSING = (
+    b'{"error":{"root_cause":[{"type":"action_request_validation_exception",'
+    b'"reason":"Validation Failed: 1: index is missing;"}],'
+    b'"type":"action_request_validation_exception",'
+    b'"reason":"Validation Failed: 1: index is missing;"},"status":400}'
+)
