@@ -101,3 +101,50 @@ ES_INDEX_MISSING = (
     b'"type":"action_request_validation_exception",'
     b'"reason":"Validation Failed: 1: index is missing;"},"status":400}'
 )
+
+# -- Splunk HTTP Event Collector --------------------------------------------------------------
+
+# Splunk docs, "Format events for HTTP Event Collector" ("Event metadata", "Event data",
+# "Batch data"): an event's metadata keys (time in epoch seconds, host, source, sourcetype,
+# index), the event as a string or an object, indexed "fields" as a flat object, and several
+# events in one request as JSON objects one after the other.
+# https://help.splunk.com/splunk-enterprise/get-data-in/collect-http-event-data/format-events-for-http-event-collector
+HEC_EVENT_WITH_METADATA = b"""{
+    "time": 1426279439,
+    "host": "localhost",
+    "source": "random-data-generator",
+    "sourcetype": "my_sample_data",
+    "index": "main",
+    "event": "Hello world!"
+}"""
+HEC_EVENT_WITH_FIELDS = b"""{
+  "time": 1437522387,
+  "host": "dataserver992.example.com",
+  "source": "testapp",
+  "event": {
+    "message": "Something happened",
+    "severity": "INFO"
+  },
+  "fields": {
+    "region": "us-west-1",
+    "datacenter": "us-west-1a",
+    "rack": "63",
+    "os": "Ubuntu16.10",
+    "arch": "x64",
+    "team": "NY",
+    "service": "6",
+    "service_version": "0",
+    "service_environment": "test",
+    "path": "/dev/sda1",
+    "fstype": "ext3"
+  }
+}"""
+HEC_BATCH = (
+    b'{"event": "Pony 1 has left the barn"}{"event": "Pony 2 has left the barn"}'
+    b'{"event": "Pony 3 has left the barn", "nested": {"key1": "value1"}}'
+)
+# Splunk docs, "Troubleshoot HTTP Event Collector" ("Possible error codes"): an error answer is
+# {"text": ..., "code": N}; an event it could not read is also numbered.
+HEC_INVALID_TOKEN = b'{"text":"Invalid token","code":4}'
+HEC_INVALID_DATA = b'{"text":"Invalid data format","code":6,"invalid-event-number":2}'
+HEC_SUCCESS = b'{"text":"Success","code":0}'

@@ -38,10 +38,17 @@ def _bulk(body: bytes) -> list[dict[str, Any]]:
     return parsed[1::2]
 
 
-READERS: dict[str, Callable[[bytes], list[dict[str, Any]]]] = {
-    "elasticsearch": _bulk,
+def _hec(body: bytes) -> list[str]:
+    from tests.support.hec import read_events
+
+    events = [e["event"] for e in read_events(body)]
+    return [e if isinstance(e, str) else e["message"] for e in events]
+
+
+READERS: dict[str, Callable[[bytes], list[str]]] = {
+    "elasticsearch": lambda body: [document["message"] for document in _bulk(body)],
+    "splunk_hec": _hec,
 }
-MESSAGE_KEYS = {"elasticsearch": "message"}
 FORMATS = sorted(READERS)
 
 
@@ -58,7 +65,7 @@ def record(message: str, fields: dict[str, Any] | None = None, request_id: str =
 
 
 def messages(name: str, body: bytes) -> list[str]:
-    return [entry[MESSAGE_KEYS[name]] for entry in READERS[name](body)]
+    return READERS[name](body)
 
 
 @pytest.mark.parametrize("name", FORMATS)

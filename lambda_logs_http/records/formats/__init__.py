@@ -15,6 +15,7 @@ DEFAULT = "seed"
 MODULES = {
     "seed": "seed",
     "elasticsearch": "elasticsearch",
+    "splunk_hec": "splunk_hec",
 }
 
 
