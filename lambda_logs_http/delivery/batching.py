@@ -22,7 +22,9 @@ from __future__ import annotations
 import itertools
 import os
 
+from .. import log
 from ..records.timestamps import utc_now_iso
+from ..settings.names import HTTP_MAX_BATCH_BYTES, HTTP_MAX_BATCH_RECORDS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ class Framing:
     __slots__ = (
         "name", "content_type", "head", "separator", "tail", "group_mark", "group_tail",
         "request_headers", "query", "max_entry_bytes", "encoder", "overhead", "_stamped",
-        "_value_cut",
+        "_value_cut", "max_batch_bytes", "max_batch_records",
     )  # fmt: skip
 
     def __init__(
@@ -68,8 +70,12 @@ class Framing:
         query: str = "",
         max_entry_bytes: int = 0,
         encoder: Encoder | None = None,
+        max_batch_bytes: int = 0,
+        max_batch_records: int = 0,
     ) -> None:
         self.name = name
+        self.max_batch_bytes = max_batch_bytes  # the receiver's limits per request (0: none)
+        self.max_batch_records = max_batch_records
         self.content_type = content_type
         self.head = head
         self.separator = separator
@@ -99,6 +105,8 @@ class Framing:
             encoder.query,
             encoder.max_entry_bytes,
             encoder,
+            encoder.max_batch_bytes,
+            encoder.max_batch_records,
         )
 
     @property
@@ -248,6 +256,20 @@ class Batcher:
     """Holds the batch being filled; hands back batches as they become full."""
 
     def __init__(self, max_bytes: int, max_records: int, framing: Framing = SEED) -> None:
+        """``max_bytes``/``max_records``: the settings', clamped to the format's receiver's
+        documented limits (Datadog: 5 MB, 1000 logs), once, with a line saying so."""
+        clamped = []
+        if framing.max_batch_bytes and max_bytes > framing.max_batch_bytes:
+            max_bytes = framing.max_batch_bytes
+            clamped.append(f"{HTTP_MAX_BATCH_BYTES} to {max_bytes}")
+        if framing.max_batch_records and max_records > framing.max_batch_records:
+            max_records = framing.max_batch_records
+            clamped.append(f"{HTTP_MAX_BATCH_RECORDS} to {max_records}")
+        if clamped:
+            log.info(
+                f"batches limited to what the {framing.name} receiver takes per request: "
+                f"{' and '.join(clamped)}"
+            )
         self.max_bytes = max_bytes
         self.max_records = max_records
         self.framing = framing

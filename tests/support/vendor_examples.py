@@ -148,3 +148,27 @@ HEC_BATCH = (
 HEC_INVALID_TOKEN = b'{"text":"Invalid token","code":4}'
 HEC_INVALID_DATA = b'{"text":"Invalid data format","code":6,"invalid-event-number":2}'
 HEC_SUCCESS = b'{"text":"Success","code":0}'
+
+# -- Datadog logs intake ----------------------------------------------------------------------
+
+# Datadog API reference, "Send logs" (v2, POST /api/v2/logs): the request body example (an
+# array of logs with the reserved attributes ddsource, ddtags, hostname, message, service),
+# the limits (5MB uncompressed per payload, 1MB per log, 1000 entries per array) and the status
+# codes (202 accepted; 400, 401, 403, 408, 413, 429, 500, 503).
+# https://docs.datadoghq.com/api/latest/logs/send-logs/
+DD_LOGS_REQUEST = b"""[
+  {
+    "ddsource": "nginx",
+    "ddtags": "env:staging,version:5.1",
+    "hostname": "i-012345678",
+    "message": "2019-11-19T14:37:58,995 INFO [process.name][20081] Hello World",
+    "service": "payment"
+  }
+]"""
+DD_ACCEPTED = b"{}"
+DD_MAX_PAYLOAD_BYTES = 5_000_000
+DD_MAX_LOG_BYTES = 1_000_000
+DD_MAX_ENTRIES = 1000
+# An error answer in the shape of Datadog's API errors ({"errors": [...]}, JSON:API objects
+# with status, title, detail), written here for a 403.
+DD_FORBIDDEN = b'{"errors":[{"status":"403","title":"Forbidden","detail":"API key is invalid"}]}'

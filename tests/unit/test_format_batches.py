@@ -45,9 +45,16 @@ def _hec(body: bytes) -> list[str]:
     return [e if isinstance(e, str) else e["message"] for e in events]
 
 
+def _datadog(body: bytes) -> list[dict[str, Any]]:
+    from tests.support.datadog_intake import read_logs
+
+    return read_logs(body)
+
+
 READERS: dict[str, Callable[[bytes], list[str]]] = {
     "elasticsearch": lambda body: [document["message"] for document in _bulk(body)],
     "splunk_hec": _hec,
+    "datadog": lambda body: [entry["message"] for entry in _datadog(body)],
 }
 FORMATS = sorted(READERS)
 

@@ -16,6 +16,7 @@ MODULES = {
     "seed": "seed",
     "elasticsearch": "elasticsearch",
     "splunk_hec": "splunk_hec",
+    "datadog": "datadog",
 }
 
 
