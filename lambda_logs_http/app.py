@@ -143,6 +143,7 @@ def build(
 
 def transformer(settings: Settings, registration: Registration) -> Transformer:
     """Built on the worker thread (``json``, ``re``): the entries' fixed context."""
+    from .records.formats import encoder_class
     from .records.transform import EntryContext, Transformer, architecture
 
     lambda_env = settings.lambda_env
@@ -153,7 +154,10 @@ def transformer(settings: Settings, registration: Registration) -> Transformer:
         lambda_env.region,
         architecture(),
     )
-    return Transformer(context, attribute_requests=not lambda_env.managed_instances)
+    encoder = encoder_class(settings.batching.output_format)(context)
+    return Transformer(
+        context, attribute_requests=not lambda_env.managed_instances, encoder=encoder
+    )
 
 
 def transport(settings: Settings, credentials: CredentialsProvider | None = None) -> Transport:

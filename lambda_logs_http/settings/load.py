@@ -30,6 +30,7 @@ from .endpoint import parse_endpoint
 from .model import (
     COMPRESSIONS,
     FLUSH_STRATEGIES,
+    FORMATS,
     PERIODIC,
     Auth,
     Batching,
@@ -63,6 +64,7 @@ from .names import (
     HTTP_EXTENSION_LOG_LEVEL,
     HTTP_FLUSH_BUDGET_MS,
     HTTP_FLUSH_STRATEGY,
+    HTTP_FORMAT,
     HTTP_LISTENER_PORT,
     HTTP_MAX_BATCH_BYTES,
     HTTP_MAX_BATCH_RECORDS,
@@ -329,6 +331,7 @@ def _batching(env: Mapping[str, str]) -> Batching:
         max_age_ms=_integer(env, HTTP_BATCH_MAX_AGE_MS, 1_000),
         compression=parse.choice(env, HTTP_COMPRESSION, COMPRESSIONS),
         compression_level=_integer(env, HTTP_COMPRESSION_LEVEL, 1),
+        output_format=parse.choice(env, HTTP_FORMAT, FORMATS),
     )
 
 

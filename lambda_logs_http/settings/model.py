@@ -24,6 +24,9 @@ FLUSH_STRATEGIES = (END, PERIODIC)
 NO_COMPRESSION = "none"
 GZIP = "gzip"
 COMPRESSIONS = (NO_COMPRESSION, GZIP)
+# HTTP_FORMAT's values, the default first: records.formats.MODULES' keys (a unit test checks
+# they agree), named here so that reading the setting imports no format.
+FORMATS = ("seed", "elasticsearch", "splunk_hec", "datadog")
 
 
 class Frozen:
@@ -140,15 +143,18 @@ class Auth(Frozen):
 
 
 class Batching(Frozen):
-    """What one request holds: ``max_bytes`` counts the encoded body before compression."""
+    """What one request holds: ``max_bytes`` counts the encoded body before compression;
+    ``output_format`` is ``HTTP_FORMAT`` (one of ``FORMATS``)."""
 
-    __slots__ = ("max_bytes", "max_records", "max_age_ms", "compression", "compression_level")
+    __slots__ = ("max_bytes", "max_records", "max_age_ms", "compression", "compression_level",
+                 "output_format")  # fmt: skip
 
     max_bytes: int
     max_records: int
     max_age_ms: int
     compression: str
     compression_level: int
+    output_format: str
 
 
 class Telemetry(Frozen):

@@ -212,3 +212,11 @@ def test_a_planted_file_of_the_formats_name_but_foreign_entries_is_refused(
     again = spill.SpillStore(str(tmp_path), 1 << 20, lambda r, n: dropped.append((r, n)), framing)
     again.open()  # the header is checked at open, the entries when read
     assert again.read_oldest() is None and dropped == [("spill_invalid", 2)]
+
+
+def test_the_settings_know_every_registered_format() -> None:
+    from lambda_logs_http.records.formats import MODULES
+    from lambda_logs_http.settings.model import FORMATS
+
+    assert set(FORMATS) == set(MODULES) and FORMATS[0] == "seed"
+    assert set(READERS) <= set(FORMATS)
