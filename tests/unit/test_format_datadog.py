@@ -126,3 +126,12 @@ def test_the_body_is_an_array_counted_exactly() -> None:
     batch = Batch(0.0, [enc.entry(record(message=f"m{i}")) for i in range(3)], Framing.of(enc))
     assert len(batch.body()) == batch.size
     assert [g["message"] for g in intake.read_logs(batch.body())] == ["m0", "m1", "m2"]
+
+
+@pytest.mark.parametrize(("stamp", "millis"), [
+    ("2024-01-15T10:30:00.123Z", 1705314600123), ("2024-01-15T10:30:00Z", 1705314600000),
+    ("2024-01-15T12:30:00.123456+02:00", 1705314600123), ("1970-01-01T00:00:00.007Z", 7),
+    ("1969-12-31T23:59:58.500Z", -1500),
+])
+def test_the_timestamp_is_epoch_milliseconds(stamp: str, millis: int) -> None:
+    assert json.loads(encoder().entry(record(time=stamp)))["timestamp"] == millis

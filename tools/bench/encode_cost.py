@@ -6,6 +6,7 @@ awslambdaric's JSON logger sends) and platform events (start, runtimeDone, repor
 
     python -m tools.bench.encode_cost               # timeit: best of 15, µs per line
     python -m tools.bench.encode_cost --callgrind   # instructions per line (valgrind)
+    python -m tools.bench.encode_cost --callgrind --format all   # every HTTP_FORMAT
 
 Wall-clock figures on a shared machine move by 10-30 % from run to run; instruction counts
 under callgrind (1,000-line rounds, 3 rounds minus 0 rounds, ``PYTHONHASHSEED=0``) move by about
@@ -58,15 +59,24 @@ def events(kind: str) -> list[dict[str, object]]:
     return (cycle * 334)[:1000]
 
 
-def encoder() -> object:
+def encoder(output_format: str = "seed") -> object:
+    from lambda_logs_http.records.formats import encoder_class
     from lambda_logs_http.records.transform import EntryContext, Transformer
 
-    return Transformer(EntryContext("bench", "$LATEST", 1024, "us-east-1", "x86_64")).encode
+    context = EntryContext("bench", "$LATEST", 1024, "us-east-1", "x86_64")
+    return Transformer(context, encoder=encoder_class(output_format)(context)).encode
 
 
-def run_rounds(kind: str, rounds: int) -> None:
+def formats(chosen: str) -> list[str]:
+    """``chosen``'s formats: one name, or ``all`` (every registered one, the default first)."""
+    from lambda_logs_http.records.formats import MODULES
+
+    return list(MODULES) if chosen == "all" else [chosen]
+
+
+def run_rounds(kind: str, rounds: int, output_format: str = "seed") -> None:
     """Encode ``rounds`` times 1,000 events (the process callgrind counts)."""
-    encode = encoder()
+    encode = encoder(output_format)
     batch = events(kind)
     for event in batch[:50]:  # warm up: the counted rounds are steady state
         encode(event)  # type: ignore[operator]
@@ -75,9 +85,9 @@ def run_rounds(kind: str, rounds: int) -> None:
             encode(event)  # type: ignore[operator]
 
 
-def timed() -> None:
+def timed(output_format: str = "seed") -> None:
     for kind in KINDS:
-        encode = encoder()
+        encode = encoder(output_format)
         batch = events(kind)
 
         def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
@@ -85,10 +95,11 @@ def timed() -> None:
                 encode(event)  # type: ignore[operator]
 
         best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
-        print(f"{kind:9s} {best * 1e6:6.3f} µs/line  {1 / best:10,.0f} lines/s")
+        print(f"{output_format:14s}{kind:9s} {best * 1e6:6.3f} µs/line  "
+              f"{1 / best:10,.0f} lines/s")
 
 
-def counted(tree: str | None) -> int:
+def counted(tree: str | None, output_format: str = "seed") -> int:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
@@ -100,13 +111,15 @@ def counted(tree: str | None) -> int:
             done = subprocess.run(
                 [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
                  "-m", "tools.bench.encode_cost", "--rounds", kind, str(rounds),
+                 "--format", output_format,
                  *(["--tree", tree] if tree else [])],
                 capture_output=True, text=True, env=env, timeout=600, check=True,
             )
             found = re.search(r"Collected : (\d+)", done.stderr)
             assert found, done.stderr[-500:]
             totals.append(int(found.group(1)))
-        print(f"{kind:9s} {(totals[1] - totals[0]) // 3000:7,d} instructions/line")
+        print(f"{output_format:14s}{kind:9s} {(totals[1] - totals[0]) // 3000:7,d} "
+              "instructions/line")
     return 0
 
 
@@ -116,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="count instructions under valgrind instead of timing")
     parser.add_argument("--tree", metavar="DIR",
                         help="measure the lambda_logs_http in DIR (default: this one)")
+    parser.add_argument("--format", default="seed", metavar="NAME",
+                        help="the HTTP_FORMAT to encode in, or 'all' (default: seed)")
     parser.add_argument("--rounds", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.tree:
@@ -126,11 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lambda_logs_http from {os.path.dirname(lambda_logs_http.__file__)}, "
               f"Python {sys.version.split()[0]}")
     if args.rounds:
-        run_rounds(args.rounds[0], int(args.rounds[1]))
+        run_rounds(args.rounds[0], int(args.rounds[1]), args.format)
         return 0
-    if args.callgrind:
-        return counted(args.tree)
-    timed()
+    for output_format in formats(args.format):
+        if args.callgrind:
+            if counted(args.tree, output_format):
+                return 2
+        else:
+            timed(output_format)
     return 0
 
 

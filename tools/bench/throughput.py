@@ -101,6 +101,13 @@ VARIANTS: tuple[Variant, ...] = (
             needs="gzip", target=100_000),
     Variant("gzip.unpinned", "HTTP_COMPRESSION=gzip, unpinned", {"HTTP_COMPRESSION": "gzip"},
             False, needs="gzip"),
+    # One row per output format besides the default (seed), same stream and receiver.
+    Variant("elasticsearch.pinned", "HTTP_FORMAT=elasticsearch, 1 core",
+            {"HTTP_FORMAT": "elasticsearch"}, True, target=150_000),
+    Variant("splunk_hec.pinned", "HTTP_FORMAT=splunk_hec, 1 core",
+            {"HTTP_FORMAT": "splunk_hec"}, True, target=150_000),
+    Variant("datadog.pinned", "HTTP_FORMAT=datadog (1,000 logs a request), 1 core",
+            {"HTTP_FORMAT": "datadog"}, True, target=150_000),
     # A stock http.server receiver: its two writes per answer would stall every kept-alive send
     # on a delayed ACK (~40 ms) if the transport let it.
     Variant("stdlib_receiver.pinned", "default, stock http.server receiver (HTTP/1.1), 1 core",

@@ -257,6 +257,21 @@ def epoch_ns_or_now(text: str) -> int:
         return time.time_ns()
 
 
+def epoch_seconds_ms(text: str) -> tuple[int, str]:
+    """Epoch seconds and the three digits of milliseconds of an ISO 8601 time (now for text
+    that is no time): the form Lambda writes (``2024-01-15T10:30:00.123Z``) read without
+    arithmetic, as HEC and Datadog write times once per line."""
+    if len(text) == 24 and text[19] == "." and text[23] == "Z":
+        digits = text[20:23]
+        if digits.isdigit() and digits.isascii():
+            head = text[:19]
+            seconds = _SECONDS.get(head)
+            if seconds is not None:
+                return seconds, digits
+    ns = epoch_ns_or_now(text)  # also fills the cache for the lines of this second
+    return ns // 1_000_000_000, f"{ns // 1_000_000 % 1000:03d}"
+
+
 def _seconds_of(head: str) -> int:
     """Epoch seconds of ``YYYY-MM-DDTHH:MM:SS`` (UTC), without ``calendar`` or ``datetime``."""
     if len(head) != 19 or head[4] != "-" or head[7] != "-" or head[10] not in "T t":

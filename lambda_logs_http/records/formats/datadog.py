@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 
-from .base import Encoder, epoch_ns_or_now, quote
+from .base import Encoder, epoch_seconds_ms, quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,19 +86,14 @@ class DatadogEncoder(Encoder):
             f',"hostname":{quote(context.function_name)}'
             f',"service":{quote(context.service_name)},"message":'
         )
-        self._last_time = ("", "")
 
     def entry(self, record: Record) -> str:
-        stamp = record.time
-        last = self._last_time
-        if last[0] == stamp:
-            millis = last[1]
-        else:
-            millis = str(epoch_ns_or_now(stamp) // 1_000_000)
-            self._last_time = (stamp, millis)
+        seconds, millis = epoch_seconds_ms(record.time)
+        # The digits join (no arithmetic per line), except in 1970's first second or before.
+        stamp = f"{seconds}{millis}" if seconds > 0 else str(seconds * 1000 + int(millis))
         entry = (
             f'{self._head_json}{quote(record.message)},"status":"{STATUSES[record.level]}"'
-            f',"timestamp":{millis},"lambda":{{"log_type":"{record.log_type}"'
+            f',"timestamp":{stamp},"lambda":{{"log_type":"{record.log_type}"'
         )
         request_id, tenant_id, trace_id = record.request_id, record.tenant_id, record.trace_id
         if request_id or tenant_id or trace_id:

@@ -161,7 +161,9 @@ def read_bulk_answer(answer: bytes, records: int) -> AnswerReport | None:
         if whole.get("errors") is False:
             return None
         found = whole.get("items")
-        items = found if isinstance(found, list) else []
+        if not isinstance(found, list):
+            return None  # not a _bulk answer (a proxy's, a stub's): nothing it says of items
+        items = found
     else:
         # Cut at our bound: "errors" comes before the items, then the whole items before the cut.
         start = text.find('"items"')

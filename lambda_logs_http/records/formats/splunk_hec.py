@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 
-from .base import Encoder, epoch_ns_or_now, quote
+from .base import Encoder, epoch_seconds_ms, quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,17 +87,11 @@ class SplunkHecEncoder(Encoder):
             text = value if isinstance(value, str) else json.dumps(value)
             fields += f",{quote(name)}:{quote(text)}"
         self._context_fields = fields
-        self._last_time = ("", "")  # the last record's time and its epoch text
 
     def entry(self, record: Record) -> str:
-        stamp = record.time
-        last = self._last_time
-        if last[0] == stamp:
-            seconds = last[1]
-        else:
-            ns = epoch_ns_or_now(stamp)
-            seconds = f"{ns // 1_000_000_000}.{ns // 1_000_000 % 1000:03d}"
-            self._last_time = (stamp, seconds)
+        whole, millis = epoch_seconds_ms(record.time)
+        if whole < 0:  # before 1970 (a hostile time): HEC takes no negative time
+            whole, millis = 0, "000"
         fields = record.fields
         message = record.message
         if fields is not None:
@@ -108,7 +102,7 @@ class SplunkHecEncoder(Encoder):
             # HEC refuses a blank event (code 13), and the whole request with it.
             event = '{"message":' + quote(message) + "}"
         entry = (
-            f'{{"time":{seconds}{self._meta_json}{event}'
+            f'{{"time":{whole}.{millis}{self._meta_json}{event}'
             f',"fields":{{"level":"{record.level}","log_type":"{record.log_type}"'
             f"{self._context_fields}"
         )
