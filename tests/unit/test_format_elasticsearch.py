@@ -220,3 +220,14 @@ def test_a_mapping_error_is_never_retried(tmp_path: Path) -> None:
     sent = [m for r in rig.transport.requests for m in sent_messages(r)]
     assert sent == ["bad line", "LOGS_DROPPED lambda-logs-http dropped 1 records: bulk_rejected"]
     assert rig.stats.dropped == {"bulk_rejected": 1}
+
+
+@pytest.mark.parametrize(("stamp", "kept"), [
+    ("2024-01-15T10:30:00.123Z", True), ("2024-01-15T10:30:00Z", True),
+    ("2024-01-15T12:30:00.123456+02:00", True), ("2024-01-15 10:30:00Z", False),
+    ("t", False), ("", False), ("2024-13-45T99:99:99Z", False),
+])
+def test_a_timestamp_elasticsearch_cannot_read_becomes_now(stamp: str, kept: bool) -> None:
+    got = json.loads(encoder().entry(record(time=stamp)))["@timestamp"]
+    assert (got == stamp) == kept
+    assert got.endswith(("Z", "+02:00")) and got[10] == "T"

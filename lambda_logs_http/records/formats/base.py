@@ -198,10 +198,18 @@ def truncated(entry: str, max_chars: int, shrink: Callable[[Any], tuple[Any, Any
         removed = _utf8_len(message) - _utf8_len(message[:keep])
         container[key] = message[:keep] + (TRUNCATION_MARKER.format(removed) if removed else "")
         shrunk = json.dumps(value, separators=(",", ":"))
-        if len(shrunk) <= max_chars or keep <= _MIN_MESSAGE_CHARS:
+        if len(shrunk) <= max_chars or keep == 0:
             return shrunk
         # Escapes (\uXXXX, \n) make encoded text longer than its characters: cut further.
-        keep = max(_MIN_MESSAGE_CHARS, keep - (len(shrunk) - max_chars) - 8)
+        target = keep - (len(shrunk) - max_chars) - 8
+        if target >= _MIN_MESSAGE_CHARS or keep > _MIN_MESSAGE_CHARS:
+            keep = max(_MIN_MESSAGE_CHARS, target)
+        else:
+            # Below the usual minimum, when the format's other fields leave no room for it:
+            # in proportion to what the message's characters take encoded.
+            base = overhead - 16  # the entry around an empty message and the marker
+            encoded = max(1, len(shrunk) - base)
+            keep = max(0, min(keep - 1, keep * max(0, max_chars - base) // encoded))
 
 
 def _utf8_len(text: str) -> int:

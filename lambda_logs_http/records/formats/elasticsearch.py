@@ -21,7 +21,16 @@ from __future__ import annotations
 
 import json
 
-from .base import SEVERITY_NUMBERS, AnswerReport, Encoder, quote, w3c_span_id, w3c_trace_id
+from ..timestamps import utc_now_iso
+from .base import (
+    SEVERITY_NUMBERS,
+    AnswerReport,
+    Encoder,
+    epoch_ns,
+    quote,
+    w3c_span_id,
+    w3c_trace_id,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,8 +95,11 @@ class ElasticsearchEncoder(Encoder):
         self._context_json = text + ',"aws.lambda.log_type":'
 
     def entry(self, record: Record) -> str:
+        stamp = record.time
+        if len(stamp) != 24 or stamp[10] != "T" or stamp[23] != "Z":  # not Lambda's own form
+            stamp = _date(stamp)
         entry = (
-            f'{{"@timestamp":{quote(record.time)},"log.level":{LEVELS[record.level]}'
+            f'{{"@timestamp":{quote(stamp)},"log.level":{LEVELS[record.level]}'
             f',"message":{quote(record.message)}{self._context_json}"{record.log_type}"'
         )
         if record.log_type == "platform":
@@ -147,6 +159,17 @@ class ElasticsearchEncoder(Encoder):
         elif kind == "security_exception":
             text += "; check HTTP_AUTH_TYPE and the credentials' privileges on the index"
         return text
+
+
+def _date(text: str) -> str:
+    """``text`` if it is an ISO 8601 time, else now: a ``@timestamp`` Elasticsearch cannot read
+    as a date would have the document refused for good (a mapping error)."""
+    try:
+        epoch_ns(text)
+    except (ValueError, IndexError):
+        return utc_now_iso()
+    # ES's strict_date_optional_time: a "T", and at most nanoseconds.
+    return text if text[10] == "T" and len(text) <= 35 else utc_now_iso()
 
 
 def read_bulk_answer(answer: bytes, records: int) -> AnswerReport | None:
