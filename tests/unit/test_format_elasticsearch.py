@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lambda_logs_http import log
 from lambda_logs_http.delivery.batching import Batch, Framing
@@ -231,3 +233,25 @@ def test_a_timestamp_elasticsearch_cannot_read_becomes_now(stamp: str, kept: boo
     got = json.loads(encoder().entry(record(time=stamp)))["@timestamp"]
     assert (got == stamp) == kept
     assert got.endswith(("Z", "+02:00")) and got[10] == "T"
+
+
+@settings(max_examples=300, deadline=None)
+@given(answer=st.one_of(
+    st.binary(max_size=300),
+    st.builds(lambda items, cut: (json.dumps({"errors": True, "items": items}).encode())[:cut],
+              st.lists(st.one_of(
+                  st.fixed_dictionaries({"create": st.fixed_dictionaries(
+                      {"status": st.integers(-5, 700)},
+                      optional={"error": st.one_of(st.text(max_size=10), st.dictionaries(
+                          st.sampled_from(["type", "reason"]), st.text(max_size=10)))})}),
+                  st.integers(), st.text(max_size=5), st.none()), max_size=12),
+              st.integers(0, 2000))),
+    records=st.integers(1, 10))
+def test_any_answer_is_read_without_raising_and_within_the_batch(answer: bytes, records: int) -> None:
+    report = read_bulk_answer(answer, records)
+    if report is None:
+        return
+    indices = report.retry + report.rejected
+    assert len(set(indices)) == len(indices) and all(0 <= i < records for i in indices)
+    assert 0 <= report.unchecked <= records
+    assert len(indices) + report.unchecked <= records
