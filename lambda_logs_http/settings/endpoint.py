@@ -151,7 +151,7 @@ def _host_and_port(authority: str, default_port: int) -> tuple[str, int]:
         raise ConfigError(HTTP_ENDPOINT, "has no host name")
     if not port_text:
         return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ConfigError(HTTP_ENDPOINT, f"has an invalid port {port_text!r}")
     return host, int(port_text)
 
