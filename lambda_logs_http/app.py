@@ -143,6 +143,7 @@ def build(
 
 def transformer(settings: Settings, registration: Registration) -> Transformer:
     """Built on the worker thread (``json``, ``re``): the entries' fixed context."""
+    from .records import options
     from .records.transform import EntryContext, Transformer, architecture
 
     lambda_env = settings.lambda_env
@@ -153,7 +154,11 @@ def transformer(settings: Settings, registration: Registration) -> Transformer:
         lambda_env.region,
         architecture(),
     )
-    return Transformer(context, attribute_requests=not lambda_env.managed_instances)
+    return Transformer(
+        context,
+        attribute_requests=not lambda_env.managed_instances,
+        screen=options.build(settings.records),  # ConfigError: reported by the worker
+    )
 
 
 def transport(settings: Settings, credentials: CredentialsProvider | None = None) -> Transport:
