@@ -56,25 +56,55 @@ _ASSIGN = r"""["']?[ \t]*[:=][ \t]*"""
 # this order. The README documents each; tests/unit/test_redact.py holds examples and
 # near-misses for each kind. A pattern runs only on text (lower-cased) holding a trigger.
 BUILT_IN: tuple[tuple[str, tuple[str, ...], str, int], ...] = (
-    ("private_key", ("-----",),
-     r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----"
-     r"(?:[\s\S]*?-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)", 0),
-    ("aws_access_key_id", ("akia", "asia", "abia", "acca"),
-     r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])", 0),
-    ("aws_secret", ("secret", "token"),
-     r"(?i)(?:aws[_.-]?)?(?:secret[_.-]?access[_.-]?key|session[_.-]?token|"
-     r"security[_.-]?token|secret[_.-]?key)" + _ASSIGN + r"""["']?([A-Za-z0-9/+=]{16,})""", 1),
-    ("authorization", ("authorization",),
-     r"(?i)\b(?:proxy-)?authorization" + _ASSIGN
-     + r"""["']?(?:[A-Za-z0-9-]{1,20}[ \t]+(?=[^ \t]))?([^"'\r\n]+)""", 1),
+    (
+        "private_key",
+        ("-----",),
+        r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:[\s\S]*?-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)",
+        0,
+    ),
+    (
+        "aws_access_key_id",
+        ("akia", "asia", "abia", "acca"),
+        r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])",
+        0,
+    ),
+    (
+        "aws_secret",
+        ("secret", "token"),
+        r"(?i)(?:aws[_.-]?)?(?:secret[_.-]?access[_.-]?key|session[_.-]?token|"
+        r"security[_.-]?token|secret[_.-]?key)" + _ASSIGN + r"""["']?([A-Za-z0-9/+=]{16,})""",
+        1,
+    ),
+    (
+        "authorization",
+        ("authorization",),
+        r"(?i)\b(?:proxy-)?authorization"
+        + _ASSIGN
+        + r"""["']?(?:[A-Za-z0-9-]{1,20}[ \t]+(?=[^ \t]))?([^"'\r\n]+)""",
+        1,
+    ),
     ("bearer", ("bearer",), r"\b[Bb]earer[ \t]+([A-Za-z0-9._~+/-]{8,}=*)", 1),
     ("jwt", ("eyj",), r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", 0),
-    ("url_password", ("://",),
-     r"\b[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s:/?#@\"'<>]{0,256}:"
-     r"""([^\s/?#"'<>]{1,256})@""", 1),
-    ("assignment", ("passw", "passphrase", "secret", "token", "key"),
-     r"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_.-])*(?:" + _ASSIGNED_NAMES + r")"
-     + _ASSIGN + "(" + _VALUE + ")", 1),
+    (
+        "url_password",
+        ("://",),
+        r"\b[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s:/?#@\"'<>]{0,256}:"
+        r"""([^\s/?#"'<>]{1,256})@""",
+        1,
+    ),
+    (
+        "assignment",
+        ("passw", "passphrase", "secret", "token", "key"),
+        r"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_.-])*(?:"
+        + _ASSIGNED_NAMES
+        + r")"
+        + _ASSIGN
+        + "("
+        + _VALUE
+        + ")",
+        1,
+    ),
 )
 KINDS = tuple(kind for kind, _, _, _ in BUILT_IN)
 # Field names whose string value is a secret whatever it looks like (normalized: lower case,
