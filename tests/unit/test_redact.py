@@ -258,3 +258,26 @@ def test_no_planted_secret_leaves_and_every_entry_is_json(
     decoded = json.loads(entry)
     assert secret not in entry
     assert secret not in json.dumps(decoded, ensure_ascii=False)
+
+
+def test_the_pre_check_names_every_trigger_and_every_sensitive_key_holds_one() -> None:
+    for trigger in redact._TRIGGERS:
+        assert redact._may_hold_secret(f"x {trigger} y"), trigger
+    for key in redact.SENSITIVE_KEYS:
+        assert redact._may_hold_secret(key), key
+    assert not redact._may_hold_secret("bench-rec 1 get /api/v1/orders/1 200 12.5ms user=u-1")
+
+
+@pytest.mark.parametrize("pattern", [r"^internal-\w+$", r"\Ainternal-\w+\Z", r"internal-\w+"])
+def test_user_patterns_find_each_field_anchored_or_not(pattern: str) -> None:
+    r = Redactor(True, [re.compile(pattern)])
+    fields = {"a": "x", "b": ["internal-host"], "message": "m"}
+    assert r.fields(fields) == {"a": "x", "b": [REDACTED], "message": "m"}
+    assert r.fields({"a": "x", "b": ["internal-"]}) == {"a": "x", "b": ["internal-"]}
+
+
+def test_a_message_that_is_not_a_field_is_checked_on_its_own() -> None:
+    t = transformer()
+    record = {"level": "INFO", "errorMessage": f"bad {ACCESS_KEY_ID}", "errorType": "E"}
+    entry = t.encode({"time": "t", "type": "function", "record": record}) or ""
+    assert ACCESS_KEY_ID not in entry and json.loads(entry)["message"] == f"E: bad {REDACTED}"

@@ -6,6 +6,13 @@ awslambdaric's JSON logger sends) and platform events (start, runtimeDone, repor
 
     python -m tools.bench.encode_cost               # timeit: best of 15, µs per line
     python -m tools.bench.encode_cost --callgrind   # instructions per line (valgrind)
+    python -m tools.bench.encode_cost --modes off,redact --kinds text,secrets
+
+A fifth kind, ``secrets``, is Text lines each holding a secret of one built-in kind (an access
+key id, a URL password, a bearer token, a JWT, ``password=``…). Each kind is measured in each
+mode (``MODES``): ``off`` (``HTTP_REDACT=false``: no screen at all), ``redact`` (the default:
+built-in redaction on) and ``all`` (redaction plus one user pattern, an exclusion pattern and
+a minimum level: what the bench's ``filter_redact`` throughput row sets, ``FILTER_REDACT_ENV``).
 
 Wall-clock figures on a shared machine move by 10-30 % from run to run; instruction counts
 under callgrind (1,000-line rounds, 3 rounds minus 0 rounds, ``PYTHONHASHSEED=0``) move by about
@@ -27,7 +34,22 @@ import timeit
 from tools.bench.telemetry_data import function_events
 
 REQUEST_ID = "8f5c6a4e-2b1d-4c3e-9f0a-1b2c3d4e5f60"
-KINDS = ("text", "plain", "json", "platform")
+KINDS = ("text", "plain", "json", "platform", "secrets")
+# Filtering and redaction together, none of it leaving a bench record out (the throughput row
+# checks that every record arrives): the costs without the savings of a filter that matches.
+FILTER_REDACT_ENV = {
+    "HTTP_MIN_LEVEL": "DEBUG",
+    "HTTP_EXCLUDE_PATTERN": "healthcheck|ELB-HealthChecker",
+    "HTTP_REDACT_PATTERNS": r'["\\b\\d{3}-\\d{2}-\\d{4}\\b"]',
+}
+MODES = {"off": {"HTTP_REDACT": "false"}, "redact": {}, "all": FILTER_REDACT_ENV}
+_SECRET_LINES = (
+    "using key AKIAIOSFODNN7EXAMPLE for bucket {i}",
+    "connecting to postgres://app:pw-{i}@db.internal:5432/orders",
+    "GET /orders/{i} Authorization: Bearer tok-{i}-0123456789abcdef",
+    "session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ7aX0ifQ.c2lnbmF0dXJlLXtpfQ for user {i}",
+    "login attempt {i} password=hunter{i} rejected",
+)
 
 
 def events(kind: str) -> list[dict[str, object]]:
@@ -42,6 +64,11 @@ def events(kind: str) -> list[dict[str, object]]:
                  "record": {"timestamp": e["time"], "level": "INFO", "message": f"order {i} done",
                             "logger": "root", "requestId": REQUEST_ID, "amount": i * 1.5,
                             "ok": True}}
+                for i, e in enumerate(text)]
+    if kind == "secrets":
+        return [{"time": e["time"], "type": "function",
+                 "record": f"[INFO]\t{e['time']}\t{REQUEST_ID}\t"
+                           f"{_SECRET_LINES[i % len(_SECRET_LINES)].format(i=i)}\n"}
                 for i, e in enumerate(text)]
     stamp = text[0]["time"]
     cycle = [
@@ -58,15 +85,23 @@ def events(kind: str) -> list[dict[str, object]]:
     return (cycle * 334)[:1000]
 
 
-def encoder() -> object:
+def encoder(mode: str = "redact") -> object:
     from lambda_logs_http.records.transform import EntryContext, Transformer
 
-    return Transformer(EntryContext("bench", "$LATEST", 1024, "us-east-1", "x86_64")).encode
+    context = EntryContext("bench", "$LATEST", 1024, "us-east-1", "x86_64")
+    try:
+        from lambda_logs_http.records import options
+    except ImportError:  # a tree from before filtering and redaction (--tree)
+        return Transformer(context).encode
+    from lambda_logs_http.settings.load import load
+
+    settings = load({"HTTP_ENDPOINT": "http://127.0.0.1:9/bench", **MODES[mode]})
+    return Transformer(context, screen=options.build(settings.records)).encode
 
 
-def run_rounds(kind: str, rounds: int) -> None:
+def run_rounds(kind: str, rounds: int, mode: str = "redact") -> None:
     """Encode ``rounds`` times 1,000 events (the process callgrind counts)."""
-    encode = encoder()
+    encode = encoder(mode)
     batch = events(kind)
     for event in batch[:50]:  # warm up: the counted rounds are steady state
         encode(event)  # type: ignore[operator]
@@ -75,38 +110,40 @@ def run_rounds(kind: str, rounds: int) -> None:
             encode(event)  # type: ignore[operator]
 
 
-def timed() -> None:
-    for kind in KINDS:
-        encode = encoder()
-        batch = events(kind)
+def timed(kinds: list[str], modes: list[str]) -> None:
+    for kind in kinds:
+        for mode in modes:
+            encode = encoder(mode)
+            batch = events(kind)
 
-        def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
-            for event in batch:
-                encode(event)  # type: ignore[operator]
+            def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
+                for event in batch:
+                    encode(event)  # type: ignore[operator]
 
-        best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
-        print(f"{kind:9s} {best * 1e6:6.3f} µs/line  {1 / best:10,.0f} lines/s")
+            best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
+            print(f"{kind:9s} {mode:7s} {best * 1e6:6.3f} µs/line  {1 / best:10,.0f} lines/s")
 
 
-def counted(tree: str | None) -> int:
+def counted(tree: str | None, kinds: list[str], modes: list[str]) -> int:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    for kind in KINDS:
-        totals = []
-        for rounds in (0, 3):
-            done = subprocess.run(
-                [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                 "-m", "tools.bench.encode_cost", "--rounds", kind, str(rounds),
-                 *(["--tree", tree] if tree else [])],
-                capture_output=True, text=True, env=env, timeout=600, check=True,
-            )
-            found = re.search(r"Collected : (\d+)", done.stderr)
-            assert found, done.stderr[-500:]
-            totals.append(int(found.group(1)))
-        print(f"{kind:9s} {(totals[1] - totals[0]) // 3000:7,d} instructions/line")
+    for kind in kinds:
+        for mode in modes:
+            totals = []
+            for rounds in (0, 3):
+                done = subprocess.run(
+                    [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                     sys.executable, "-m", "tools.bench.encode_cost", "--rounds", kind,
+                     str(rounds), "--modes", mode, *(["--tree", tree] if tree else [])],
+                    capture_output=True, text=True, env=env, timeout=600, check=True,
+                )
+                found = re.search(r"Collected : (\d+)", done.stderr)
+                assert found, done.stderr[-500:]
+                totals.append(int(found.group(1)))
+            print(f"{kind:9s} {mode:7s} {(totals[1] - totals[0]) // 3000:7,d} instructions/line")
     return 0
 
 
@@ -116,8 +153,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="count instructions under valgrind instead of timing")
     parser.add_argument("--tree", metavar="DIR",
                         help="measure the lambda_logs_http in DIR (default: this one)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"comma-separated, of {', '.join(KINDS)} (default: all)")
+    parser.add_argument("--modes", default="off,redact",
+                        help=f"comma-separated, of {', '.join(MODES)} (default: off,redact)")
     parser.add_argument("--rounds", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    kinds, modes = args.kinds.split(","), args.modes.split(",")
+    unknown = [k for k in kinds if k not in KINDS] + [m for m in modes if m not in MODES]
+    if unknown:
+        parser.error(f"unknown kind or mode: {', '.join(unknown)}")
     if args.tree:
         sys.path.insert(0, os.path.abspath(args.tree))
     import lambda_logs_http
@@ -126,11 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lambda_logs_http from {os.path.dirname(lambda_logs_http.__file__)}, "
               f"Python {sys.version.split()[0]}")
     if args.rounds:
-        run_rounds(args.rounds[0], int(args.rounds[1]))
+        run_rounds(args.rounds[0], int(args.rounds[1]), modes[0])
         return 0
     if args.callgrind:
-        return counted(args.tree)
-    timed()
+        return counted(args.tree, kinds, modes)
+    timed(kinds, modes)
     return 0
 
 
