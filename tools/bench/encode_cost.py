@@ -31,17 +31,10 @@ import subprocess
 import sys
 import timeit
 
-from tools.bench.telemetry_data import function_events
+from tools.bench.telemetry_data import FILTER_REDACT_ENV, function_events
 
 REQUEST_ID = "8f5c6a4e-2b1d-4c3e-9f0a-1b2c3d4e5f60"
 KINDS = ("text", "plain", "json", "platform", "secrets")
-# Filtering and redaction together, none of it leaving a bench record out (the throughput row
-# checks that every record arrives): the costs without the savings of a filter that matches.
-FILTER_REDACT_ENV = {
-    "HTTP_MIN_LEVEL": "DEBUG",
-    "HTTP_EXCLUDE_PATTERN": "healthcheck|ELB-HealthChecker",
-    "HTTP_REDACT_PATTERNS": r'["\\b\\d{3}-\\d{2}-\\d{4}\\b"]',
-}
 MODES = {"off": {"HTTP_REDACT": "false"}, "redact": {}, "all": FILTER_REDACT_ENV}
 _SECRET_LINES = (
     "using key AKIAIOSFODNN7EXAMPLE for bucket {i}",

@@ -47,6 +47,7 @@ from . import procs
 from .fake_lambda import FakeLambdaApi
 from .figures import percentile
 from .telemetry_data import (
+    FILTER_REDACT_ENV,
     RECORDS_PER_PUSH,
     function_events,
     function_pushes,
@@ -101,6 +102,10 @@ VARIANTS: tuple[Variant, ...] = (
             needs="gzip", target=100_000),
     Variant("gzip.unpinned", "HTTP_COMPRESSION=gzip, unpinned", {"HTTP_COMPRESSION": "gzip"},
             False, needs="gzip"),
+    # Every row redacts (HTTP_REDACT is on by default); this one adds a minimum level, an
+    # exclusion pattern and a user redaction pattern, none of which leaves a record out.
+    Variant("filter_redact.pinned", "HTTP_MIN_LEVEL + HTTP_EXCLUDE_PATTERN + "
+            "HTTP_REDACT_PATTERNS, 1 core", FILTER_REDACT_ENV, True, target=120_000),
     # A stock http.server receiver: its two writes per answer would stall every kept-alive send
     # on a delayed ACK (~40 ms) if the transport let it.
     Variant("stdlib_receiver.pinned", "default, stock http.server receiver (HTTP/1.1), 1 core",
