@@ -9,11 +9,12 @@ import re
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from lambda_logs_http import log
-from lambda_logs_http.delivery.worker import DeliveryWorker
+from lambda_logs_http.delivery.worker import DeliveryWorker, assemble
 from lambda_logs_http.invocations import InvocationProgress
 from lambda_logs_http.records import options
 from lambda_logs_http.records.filters import MAX_MATCH_CHARS, Filter, backtracking_risk
@@ -22,6 +23,7 @@ from lambda_logs_http.settings.load import load
 from lambda_logs_http.settings.model import Records
 from lambda_logs_http.settings.parse import ConfigError
 from lambda_logs_http.stats import Stats
+from tests.support.fakes import FakeClock, ScriptedTransport
 
 BASE = {"HTTP_ENDPOINT": "https://logs.example.com/ingest"}
 RID = "459921b5-681c-4a96-beb0-81e0aa586026"
@@ -222,3 +224,25 @@ def test_unfiltered_records_are_unchanged_without_redaction() -> None:
     t = transformer(HTTP_MIN_LEVEL="INFO", HTTP_REDACT="false")
     event = line("WARN", "password=kept-when-redaction-is-off")
     assert t.encode(event) == plain.encode(event)
+
+
+def test_the_intake_counts_what_is_filtered_and_still_releases_the_invocation(
+    tmp_path: Path,
+) -> None:
+    settings = load({**BASE, "HTTP_MIN_LEVEL": "ERROR", "HTTP_SPILL_DIR": str(tmp_path)})
+    clock = FakeClock()
+    transport = ScriptedTransport(clock)
+    stats = Stats()
+    progress = InvocationProgress(clock=clock)
+    t = Transformer(EntryContext("fn", "1", 128, "r", "x"),
+                    screen=options.build(settings.records))  # fmt: skip
+    parts = assemble(settings.batching, settings.delivery, 1.0, t, transport, stats, progress,
+                     clock=clock)  # fmt: skip
+    done = {"time": "t", "type": "platform.runtimeDone",
+            "record": {"requestId": RID, "status": "success"}}  # fmt: skip
+    parts.intake.ingest([line("INFO", "a"), line("DEBUG", "b"), line("ERROR", "c"), done])
+    parts.sending.send_due()
+    delivered = [e["message"] for e in transport.delivered()]
+    assert delivered[0] == "c" and len(delivered) == 2  # the error line and runtimeDone's
+    assert stats.filtered == 2 and stats.dropped_total() == 0 and stats.skipped == 0
+    assert "filtered=2" in stats.summary()
