@@ -130,6 +130,15 @@ SENSITIVE_KEYS = frozenset({
 # and no field name of SENSITIVE_KEYS ("cookie" is there for those).
 _TRIGGERS = tuple(dict.fromkeys([t for _, ts, _, _ in BUILT_IN for t in ts] + ["cookie"]))
 _KEY_CACHE_MAX = 1_024
+# The lines of a PEM block after its BEGIN: base64, its headers (Proc-Type, DEK-Info, or
+# OpenPGP's Version/Comment), blank, or its END; at most _KEY_LINES of them (an 8,192-bit RSA
+# key is ~100 lines of 64 characters).
+_KEY_BLOCK_LINE = re.compile(
+    r"[A-Za-z0-9+/=]*|(?:Proc-Type|DEK-Info|Version|Comment): [^\r\n]*|"
+    r"-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----.*",
+    re.DOTALL,
+)
+_KEY_LINES = 200
 
 
 def _replacer(group: int) -> Callable[[re.Match[str]], str]:
@@ -178,12 +187,32 @@ class Redactor:
         self._user_anchored = [p for p in self._user if _anchored(p.pattern)]
         self._user_joinable = [p for p in self._user if not _anchored(p.pattern)]
         self._sensitive_keys: dict[str, bool] = {}
+        # A private key printed line by line reaches us as one record per line (Lambda splits
+        # stdout at newlines): after a BEGIN without its END, the lines that follow and look
+        # like the block's (base64, its headers, END) are redacted whole, up to _KEY_LINES.
+        self._key_block_open = False  # set by the private_key replacement (_open_block)
+        self._key_lines_left = 0
+        if built_in:
+            kind_index = KINDS.index("private_key")
+            triggers, pattern, _ = self._built_in[kind_index]
+            self._built_in[kind_index] = (triggers, pattern, self._open_block)
+
+    def _open_block(self, match: re.Match[str]) -> str:
+        if "-----END" not in match.group(0):
+            self._key_block_open = True
+        return REDACTED
 
     def record(self, record: Record) -> None:
         """Redact ``record``'s message and fields in place (the fields' dict is replaced by a
         redacted copy when something changes: the event it came from is left as it was)."""
         message = record.message
         fields = record.fields
+        if self._key_lines_left and fields is None and record.log_type != "platform":
+            if _KEY_BLOCK_LINE.fullmatch(message.strip()):
+                self._key_lines_left = 0 if "-----END" in message else self._key_lines_left - 1
+                record.message = REDACTED
+                return
+            self._key_lines_left = 0  # not the block's: it ended without its END line
         if fields is not None:
             redacted = self.fields(fields)
             if (
@@ -194,6 +223,9 @@ class Redactor:
                 return  # the message is one of the fields' strings, checked with them
             record.fields = redacted
         record.message = self.text(message)
+        if self._key_block_open:
+            self._key_block_open = False
+            self._key_lines_left = _KEY_LINES
 
     def text(self, text: str) -> str:
         """``text`` with every secret replaced (the same object when there is none)."""

@@ -30,7 +30,7 @@ BEARER = "tok-e2e-0123456789abcdef"
 FIELD_PASSWORD = "field-pw-e2e"
 USER_SECRET = "4111-1111-1111-1111"
 SECRETS = [ACCESS_KEY_ID, SECRET_KEY, JWT, DB_PASSWORD, BEARER, FIELD_PASSWORD, USER_SECRET,
-           "MIIEowIBAAKCAQEA"]  # fmt: skip
+           "MIIEowIBAAKCAQEA", "MHcCAQEEIlinebyline0Qx", "AwEHoUQDQgAE"]  # fmt: skip
 
 APP = rf'''
 import json, logging, sys
@@ -46,6 +46,9 @@ def handler(event, context):
         print("connecting to postgres://app:{DB_PASSWORD}@db.internal:5432/orders")
         print("loaded -----BEGIN RSA PRIVATE KEY-----\\nMIIEowIBAAKCAQEA\\n-----END RSA PRIVATE KEY-----")
         print("card {USER_SECRET} charged")
+        for pem_line in ["-----BEGIN EC PRIVATE KEY-----", "MHcCAQEEIlinebyline0Qx", "AwEHoUQDQgAE",
+                         "-----END EC PRIVATE KEY-----"]:
+            print(pem_line)  # one record each
         print(json.dumps({{"level": "WARN", "message": "login", "password": "{FIELD_PASSWORD}",
                           "headers": {{"authorization": "Bearer {BEARER}"}}}}))
         logger.warning("json-login", extra={{"password": "{FIELD_PASSWORD}",

@@ -281,3 +281,24 @@ def test_a_message_that_is_not_a_field_is_checked_on_its_own() -> None:
     record = {"level": "INFO", "errorMessage": f"bad {ACCESS_KEY_ID}", "errorType": "E"}
     entry = t.encode({"time": "t", "type": "function", "record": record}) or ""
     assert ACCESS_KEY_ID not in entry and json.loads(entry)["message"] == f"E: bad {REDACTED}"
+
+
+def test_a_private_key_printed_line_by_line_is_redacted_to_its_end() -> None:
+    t = transformer()
+    body = ["MIIEowIBAAKCAQEA0Z3VS5JJcds3xfn", "", "q9mUxKEWq1RZ3Q==",
+            "-----END RSA PRIVATE KEY-----", "after the key"]  # fmt: skip
+    lines = ["here: -----BEGIN RSA PRIVATE KEY-----", *body]
+    out = [json.loads(t.encode({"time": "t", "type": "function", "record": f"{m}\n"}) or "")
+           for m in lines]  # fmt: skip
+    assert [e["message"] for e in out] == ["here: [REDACTED]"] + [REDACTED] * 4 + [
+        "after the key"
+    ]
+
+
+def test_a_cut_key_block_ends_at_the_first_line_that_is_not_the_blocks() -> None:
+    t = transformer()
+    for m, want in [("-----BEGIN PRIVATE KEY-----", REDACTED), ("Proc-Type: 4,ENCRYPTED",
+                    REDACTED), ("MIIE", REDACTED), ("order 1 done", "order 1 done"),
+                    ("MIIE", "MIIE")]:  # fmt: skip
+        entry = json.loads(t.encode({"time": "t", "type": "function", "record": m}) or "")
+        assert entry["message"] == want, m
