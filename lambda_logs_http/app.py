@@ -143,6 +143,7 @@ def build(
 
 def transformer(settings: Settings, registration: Registration) -> Transformer:
     """Built on the worker thread (``json``, ``re``): the entries' fixed context."""
+    from .records import options
     from .records.formats import encoder_class
     from .records.transform import EntryContext, Transformer, architecture
 
@@ -154,9 +155,11 @@ def transformer(settings: Settings, registration: Registration) -> Transformer:
         lambda_env.region,
         architecture(),
     )
-    encoder = encoder_class(settings.batching.output_format)(context)
     return Transformer(
-        context, attribute_requests=not lambda_env.managed_instances, encoder=encoder
+        context,
+        attribute_requests=not lambda_env.managed_instances,
+        encoder=encoder_class(settings.batching.output_format)(context),
+        screen=options.build(settings.records),  # ConfigError: reported by the worker
     )
 
 

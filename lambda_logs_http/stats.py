@@ -1,4 +1,5 @@
-"""Counters that account for every record: received, delivered, retried, spilled, dropped.
+"""Counters that account for every record: received, delivered, retried, spilled, dropped,
+filtered.
 
 Written by several threads (listener, worker, main); a lock keeps the arithmetic exact, which
 matters because the shutdown summary promises that the numbers add up.
@@ -16,6 +17,7 @@ class Stats:
         self._lock = threading.Lock()
         self.received = 0
         self.skipped = 0
+        self.filtered = 0  # left out on purpose: HTTP_MIN_LEVEL, HTTP_INCLUDE/EXCLUDE_PATTERN
         self.delivered = 0
         self.retried = 0
         self.batches = 0
@@ -49,6 +51,6 @@ class Stats:
                 f"dropped={dropped}"
                 + (f" ({reasons})" if reasons else "")
                 + f" spilled={self.spilled} on_disk={self.on_disk} truncated={self.truncated}"
-                + f" skipped={self.skipped} batches={self.batches}"
+                + f" skipped={self.skipped} filtered={self.filtered} batches={self.batches}"
                 + (f" resent={self.resent}" if self.resent else "")
             )

@@ -22,6 +22,7 @@ import time
 
 from .. import log
 from ..lambda_api.events import RUNTIME_DONE
+from ..settings.parse import ConfigError
 from .inbox import Inbox, push_cost
 
 TYPE_CHECKING = False
@@ -329,6 +330,10 @@ class DeliveryWorker:
                 self._progress,
                 clock=self._clock,
             )
+        except ConfigError as exc:  # a setting only compiled here (records.options)
+            log.error(f"configuration error: {exc}")
+            log.error("logs will NOT be forwarded; the function keeps running normally")
+            return None
         except Exception as exc:  # a broken part must not kill the extension
             log.error(
                 f"cannot start delivery ({type(exc).__name__}: {exc}); logs will NOT be forwarded"

@@ -6,7 +6,13 @@ awslambdaric's JSON logger sends) and platform events (start, runtimeDone, repor
 
     python -m tools.bench.encode_cost               # timeit: best of 15, µs per line
     python -m tools.bench.encode_cost --callgrind   # instructions per line (valgrind)
-    python -m tools.bench.encode_cost --callgrind --format all   # every HTTP_FORMAT
+    python -m tools.bench.encode_cost --modes off,redact --kinds text,secrets
+
+A fifth kind, ``secrets``, is Text lines each holding a secret of one built-in kind (an access
+key id, a URL password, a bearer token, a JWT, ``password=``…). Each kind is measured in each
+mode (``MODES``): ``off`` (``HTTP_REDACT=false``: no screen at all), ``redact`` (the default:
+built-in redaction on) and ``all`` (redaction plus one user pattern, an exclusion pattern and
+a minimum level: what the bench's ``filter_redact`` throughput row sets, ``FILTER_REDACT_ENV``).
 
 Wall-clock figures on a shared machine move by 10-30 % from run to run; instruction counts
 under callgrind (1,000-line rounds, 3 rounds minus 0 rounds, ``PYTHONHASHSEED=0``) move by about
@@ -25,10 +31,18 @@ import subprocess
 import sys
 import timeit
 
-from tools.bench.telemetry_data import function_events
+from tools.bench.telemetry_data import FILTER_REDACT_ENV, function_events
 
 REQUEST_ID = "8f5c6a4e-2b1d-4c3e-9f0a-1b2c3d4e5f60"
-KINDS = ("text", "plain", "json", "platform")
+KINDS = ("text", "plain", "json", "platform", "secrets")
+MODES = {"off": {"HTTP_REDACT": "false"}, "redact": {}, "all": FILTER_REDACT_ENV}
+_SECRET_LINES = (
+    "using key AKIAIOSFODNN7EXAMPLE for bucket {i}",
+    "connecting to postgres://app:pw-{i}@db.internal:5432/orders",
+    "GET /orders/{i} Authorization: Bearer tok-{i}-0123456789abcdef",
+    "session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ7aX0ifQ.c2lnbmF0dXJlLXtpfQ for user {i}",
+    "login attempt {i} password=hunter{i} rejected",
+)
 
 
 def events(kind: str) -> list[dict[str, object]]:
@@ -43,6 +57,11 @@ def events(kind: str) -> list[dict[str, object]]:
                  "record": {"timestamp": e["time"], "level": "INFO", "message": f"order {i} done",
                             "logger": "root", "requestId": REQUEST_ID, "amount": i * 1.5,
                             "ok": True}}
+                for i, e in enumerate(text)]
+    if kind == "secrets":
+        return [{"time": e["time"], "type": "function",
+                 "record": f"[INFO]\t{e['time']}\t{REQUEST_ID}\t"
+                           f"{_SECRET_LINES[i % len(_SECRET_LINES)].format(i=i)}\n"}
                 for i, e in enumerate(text)]
     stamp = text[0]["time"]
     cycle = [
@@ -59,24 +78,23 @@ def events(kind: str) -> list[dict[str, object]]:
     return (cycle * 334)[:1000]
 
 
-def encoder(output_format: str = "seed") -> object:
-    from lambda_logs_http.records.formats import encoder_class
+def encoder(mode: str = "redact") -> object:
     from lambda_logs_http.records.transform import EntryContext, Transformer
 
     context = EntryContext("bench", "$LATEST", 1024, "us-east-1", "x86_64")
-    return Transformer(context, encoder=encoder_class(output_format)(context)).encode
+    try:
+        from lambda_logs_http.records import options
+    except ImportError:  # a tree from before filtering and redaction (--tree)
+        return Transformer(context).encode
+    from lambda_logs_http.settings.load import load
+
+    settings = load({"HTTP_ENDPOINT": "http://127.0.0.1:9/bench", **MODES[mode]})
+    return Transformer(context, screen=options.build(settings.records)).encode
 
 
-def formats(chosen: str) -> list[str]:
-    """``chosen``'s formats: one name, or ``all`` (every registered one, the default first)."""
-    from lambda_logs_http.records.formats import MODULES
-
-    return list(MODULES) if chosen == "all" else [chosen]
-
-
-def run_rounds(kind: str, rounds: int, output_format: str = "seed") -> None:
+def run_rounds(kind: str, rounds: int, mode: str = "redact") -> None:
     """Encode ``rounds`` times 1,000 events (the process callgrind counts)."""
-    encode = encoder(output_format)
+    encode = encoder(mode)
     batch = events(kind)
     for event in batch[:50]:  # warm up: the counted rounds are steady state
         encode(event)  # type: ignore[operator]
@@ -85,41 +103,40 @@ def run_rounds(kind: str, rounds: int, output_format: str = "seed") -> None:
             encode(event)  # type: ignore[operator]
 
 
-def timed(output_format: str = "seed") -> None:
-    for kind in KINDS:
-        encode = encoder(output_format)
-        batch = events(kind)
+def timed(kinds: list[str], modes: list[str]) -> None:
+    for kind in kinds:
+        for mode in modes:
+            encode = encoder(mode)
+            batch = events(kind)
 
-        def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
-            for event in batch:
-                encode(event)  # type: ignore[operator]
+            def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
+                for event in batch:
+                    encode(event)  # type: ignore[operator]
 
-        best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
-        print(f"{output_format:14s}{kind:9s} {best * 1e6:6.3f} µs/line  "
-              f"{1 / best:10,.0f} lines/s")
+            best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
+            print(f"{kind:9s} {mode:7s} {best * 1e6:6.3f} µs/line  {1 / best:10,.0f} lines/s")
 
 
-def counted(tree: str | None, output_format: str = "seed") -> int:
+def counted(tree: str | None, kinds: list[str], modes: list[str]) -> int:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    for kind in KINDS:
-        totals = []
-        for rounds in (0, 3):
-            done = subprocess.run(
-                [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                 "-m", "tools.bench.encode_cost", "--rounds", kind, str(rounds),
-                 "--format", output_format,
-                 *(["--tree", tree] if tree else [])],
-                capture_output=True, text=True, env=env, timeout=600, check=True,
-            )
-            found = re.search(r"Collected : (\d+)", done.stderr)
-            assert found, done.stderr[-500:]
-            totals.append(int(found.group(1)))
-        print(f"{output_format:14s}{kind:9s} {(totals[1] - totals[0]) // 3000:7,d} "
-              "instructions/line")
+    for kind in kinds:
+        for mode in modes:
+            totals = []
+            for rounds in (0, 3):
+                done = subprocess.run(
+                    [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                     sys.executable, "-m", "tools.bench.encode_cost", "--rounds", kind,
+                     str(rounds), "--modes", mode, *(["--tree", tree] if tree else [])],
+                    capture_output=True, text=True, env=env, timeout=600, check=True,
+                )
+                found = re.search(r"Collected : (\d+)", done.stderr)
+                assert found, done.stderr[-500:]
+                totals.append(int(found.group(1)))
+            print(f"{kind:9s} {mode:7s} {(totals[1] - totals[0]) // 3000:7,d} instructions/line")
     return 0
 
 
@@ -129,10 +146,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="count instructions under valgrind instead of timing")
     parser.add_argument("--tree", metavar="DIR",
                         help="measure the lambda_logs_http in DIR (default: this one)")
-    parser.add_argument("--format", default="seed", metavar="NAME",
-                        help="the HTTP_FORMAT to encode in, or 'all' (default: seed)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"comma-separated, of {', '.join(KINDS)} (default: all)")
+    parser.add_argument("--modes", default="off,redact",
+                        help=f"comma-separated, of {', '.join(MODES)} (default: off,redact)")
     parser.add_argument("--rounds", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    kinds, modes = args.kinds.split(","), args.modes.split(",")
+    unknown = [k for k in kinds if k not in KINDS] + [m for m in modes if m not in MODES]
+    if unknown:
+        parser.error(f"unknown kind or mode: {', '.join(unknown)}")
     if args.tree:
         sys.path.insert(0, os.path.abspath(args.tree))
     import lambda_logs_http
@@ -141,14 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lambda_logs_http from {os.path.dirname(lambda_logs_http.__file__)}, "
               f"Python {sys.version.split()[0]}")
     if args.rounds:
-        run_rounds(args.rounds[0], int(args.rounds[1]), args.format)
+        run_rounds(args.rounds[0], int(args.rounds[1]), modes[0])
         return 0
-    for output_format in formats(args.format):
-        if args.callgrind:
-            if counted(args.tree, output_format):
-                return 2
-        else:
-            timed(output_format)
+    if args.callgrind:
+        return counted(args.tree, kinds, modes)
+    timed(kinds, modes)
     return 0
 
 
