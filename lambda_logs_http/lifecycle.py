@@ -108,6 +108,8 @@ class Extension:
         telemetry_settings = self.settings.telemetry
         self.gate = threading.Event()
         self.listener.bind()
+        # Pushes that come during init are answered and kept as they came (see open_gate).
+        self.listener.defer_pushes(on_full=self.open_gate)
         # Subscribe only once the listener serves: the subscription makes Lambda start pushing,
         # and a push must be answered at once. AWS's emulator keeps one push in flight, drops
         # what comes meanwhile, and (managed-instances mode, ~1 run in 6) stalled the first
@@ -146,19 +148,25 @@ class Extension:
             )
 
     def open_gate(self) -> None:
-        """Let the worker do its heavier imports (``json``, ``re``, ``socket``, ``ssl`` for
-        https...). Called right before the first ``/event/next``: Lambda counts everything
-        until then as the extension's init, and starts the function's runtime only after every
-        extension registered, so this work then overlaps the runtime's own init instead."""
+        """Let the worker build its parts (the heavy imports: ``json``, ``re``, ``socket``,
+        ``ssl`` for https...). Called once init has ended — with the first event, INVOKE or
+        SHUTDOWN — and not at the first ``/event/next``: after that call the extension's work
+        still shares the function's CPU with the runtime's own init (on a 128 MB function,
+        7 % of one CPU), so everything done then delays the function's readiness. On Lambda
+        Managed Instances, where no INVOKE comes, it is called before the first
+        ``/event/next`` instead. The listener then parses the pushes it kept meanwhile (it
+        calls this itself if they grow large). Safe to call again, from any thread."""
         if self.gate is not None:
             self.gate.set()
+        self.listener.end_deferral()
 
     def _event_loop(self) -> int:
         delivery = self.settings.delivery
         margin = delivery.deadline_margin_ms / 1000.0
         budget = delivery.flush_budget_ms / 1000.0
         hold = self.telemetry_active and delivery.holds_invocations
-        self.open_gate()
+        if self.settings.lambda_env.managed_instances:
+            self.open_gate()  # registered for SHUTDOWN only: no event marks the end of init
         while True:
             try:
                 event = self.client.next_event()
@@ -166,6 +174,7 @@ class Extension:
                 log.error(f"event/next failed: {exc}; delivering what is left and exiting")
                 self._shutdown(time.monotonic() + 1.0, "")
                 return 1
+            self.open_gate()  # init has ended
             event_type = event.get("eventType")
             deadline = _monotonic_deadline(event.get("deadlineMs"), margin)
             if event_type == INVOKE:
@@ -222,6 +231,7 @@ class Extension:
         What cannot be delivered in time goes to the spill directory (a reset keeps /tmp), so
         the end of the window is kept free for that: a send still in flight then is aborted.
         """
+        self.open_gate()
         keep_deadline = deadline - SHUTDOWN_RESERVE_SECONDS
         send_deadline = keep_deadline - SPILL_RESERVE_SECONDS
         if self.telemetry_active and last_request_id:

@@ -13,6 +13,13 @@ also means no thread per connection, and no handoff between the socket and the q
 
 ``bind`` runs on the main thread before the subscription; ``start`` begins serving on the
 listener's thread, and ``wait_serving`` says when pushes will be answered.
+
+During init (``defer_pushes`` … ``end_deferral``) a push is answered at once and kept as it
+came, unparsed: the function's runtime is starting on the same small share of CPU, and parsing
+means importing ``json`` (with ``re``, ``enum``...). The kept bodies are parsed, in order and
+before any later push, on this thread once init has ended — or as soon as they would cost more
+than ``DEFERRED_MAX_COST`` in the worker's inbox. A kept body found malformed then, or of more
+events than Lambda sends, is counted as dropped as it would have been (its 200 is already sent).
 """
 
 from __future__ import annotations
@@ -42,6 +49,12 @@ RECENT_PUSHES = 32
 # The bytes a push is recognised by, from each end: times and request ids of its first and last
 # events (a push pushed again is the same bytes; two different ones never share both ends).
 _KEY_BYTES = 4096
+# What the pushes kept unparsed during init may cost in the worker's inbox (``push_cost``), at
+# most: under half the inbox's bound, so that all of them fit in it at once when they are
+# parsed. A function that logs more than this during init has its pushes parsed, and delivery
+# started, before its init ends.
+DEFERRED_MAX_COST = 1_000_000
+_EVENT_COST = 400  # delivery.inbox.EVENT_OVERHEAD_BYTES, not imported here (cold start)
 
 
 def _reject_constant(name: str) -> object:
@@ -104,6 +117,10 @@ class TelemetryListener:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._deferring = False
+        self._deferred: list[bytes] = []  # bodies kept unparsed during init, in arrival order
+        self._deferred_cost = 0
+        self._deferral_full: Callable[[], None] | None = None
 
     def bind(self) -> str:
         """Bind ``sandbox.localdomain`` (127.0.0.1 where that name doesn't resolve); listen."""
@@ -142,6 +159,25 @@ class TelemetryListener:
         """Wait until the thread is about to serve; say whether it is."""
         return self._ready.wait(timeout) and self._wake_writer is not None
 
+    def defer_pushes(self, on_full: Callable[[], None] | None = None) -> None:
+        """Keep pushes unparsed (answered at once) until ``end_deferral``; call before
+        ``start``. ``on_full`` runs on this thread if they grow past ``DEFERRED_MAX_COST``, when
+        this listener stops deferring by itself."""
+        self._deferring = True
+        self._deferral_full = on_full
+
+    def end_deferral(self) -> None:
+        """From any thread: parse the kept pushes now, and every later one as it comes."""
+        if not self._deferring:
+            return
+        self._deferring = False
+        writer = self._wake_writer
+        if writer is not None:
+            try:
+                writer.send(b"x")  # the loop hands the kept pushes on after this round
+            except OSError:
+                pass  # the loop is ending: it hands them on as it ends
+
     def stop(self, timeout: float = 1.0) -> None:
         """Stop accepting pushes and join the thread. Safe to call twice."""
         self._stopping = True
@@ -158,6 +194,38 @@ class TelemetryListener:
 
     def handle_body(self, body: bytes) -> int:
         """Process one push body; return the HTTP status to answer."""
+        if self._deferring:
+            # Every event is an object, so its "{" bounds their number without parsing.
+            cost = len(body) + _EVENT_COST * body.count(b"{")
+            if self._deferred_cost + cost <= DEFERRED_MAX_COST:
+                return self._keep(body, cost)
+            self._deferring = False
+            if self._deferral_full is not None:
+                self._deferral_full()
+        if self._deferred:
+            self._hand_on_deferred()
+        return self._take(body)
+
+    def _keep(self, body: bytes, cost: int) -> int:
+        """During init: answer at once, parse later (``_hand_on_deferred``)."""
+        key = _push_key(body)
+        if key in self._recent:
+            self._stats.add("resent")  # see _take
+            return 200
+        self._recent.append(key)
+        self._deferred.append(body)
+        self._deferred_cost += cost
+        return 200
+
+    def _hand_on_deferred(self) -> None:
+        """Parse the pushes kept during init, in order, into the worker's inbox."""
+        bodies, self._deferred, self._deferred_cost = self._deferred, [], 0
+        for body in bodies:
+            self._take(body, answered=True)
+
+    def _take(self, body: bytes, answered: bool = False) -> int:
+        """Parse one push and queue it; ``answered``: kept during init, already answered 200
+        (and already recognised if Lambda sent it again)."""
         events = parse_push(body)
         if events is None:
             self._stats.drop("malformed_push", 1)
@@ -172,17 +240,22 @@ class TelemetryListener:
                 f"{self._max_events // 2} (the subscription's maxItems)"
             )
             return 413
-        key = _push_key(body)
-        if key in self._recent:
+        key = 0 if answered else _push_key(body)
+        if not answered and key in self._recent:
             # Lambda pushes again what it thinks we did not take (our answer came late, or was
             # lost to a freeze): we did, so taking it twice would only duplicate its records.
             self._stats.add("resent")
             return 200
         if not self._sink(events, len(body)):
+            if answered:  # not expected: the kept pushes fit in the inbox (DEFERRED_MAX_COST)
+                self._stats.drop("queue_full", len(events))
+                log.error(f"queue full: dropped a push of {len(events)} records taken during init")
+                return 503
             # Our queue is full: let Lambda keep the records and retry (it reports drops).
             log.warning(f"queue full, asked Lambda to retry a push of {len(events)} records")
             return 503
-        self._recent.append(key)
+        if not answered:
+            self._recent.append(key)
         self._queued = True
         self._stats.add("received", len(events))
         # Only after queueing: the main thread may release the invocation once these are sent.
@@ -199,6 +272,8 @@ class TelemetryListener:
         return 200
 
     def _after_answers(self) -> None:
+        if self._deferred and not self._deferring:
+            self._hand_on_deferred()
         if self._queued:
             self._queued = False
             if self._wake_sink is not None:
@@ -227,6 +302,11 @@ class TelemetryListener:
         try:
             loop.run(lambda: self._stopping)
         finally:
+            self._deferring = False
+            try:
+                self._after_answers()  # what is still kept goes to the worker before it stops
+            except Exception as exc:  # what could not be handed on is counted where it failed
+                log.error(f"the Telemetry listener failed: {type(exc).__name__}: {exc}")
             loop.close_all()
             wake_reader.close()
             wake_writer.close()

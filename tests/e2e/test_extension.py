@@ -278,13 +278,23 @@ def test_malformed_pushes_are_refused_and_the_listener_keeps_working(
 ) -> None:
     port = free_port()
     sandbox = run({"HTTP_LISTENER_PORT": str(port)}, freeze=False)  # reachable between invokes
-    for body, expected in ((b"not json", 400), (b'{"a":1}', 400), (b"[1,2]", 200)):
+
+    def post(body: bytes) -> int:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         connection.request("POST", "/", body=body)
-        assert connection.getresponse().status == expected
+        status = connection.getresponse().status
         connection.close()
+        return status
+
+    # Until init has ended (the first event) a push is answered at once and parsed later.
+    assert post(b"not json during init") == 200
+    sandbox.invoke({"n": 8})
+    for body, expected in ((b"not json", 400), (b'{"a":1}', 400), (b"[1,2]", 200)):
+        assert post(body) == expected
     result = sandbox.invoke({"n": 9})
     assert f"END RequestId: {result.request_id}" in messages(receiver)
+    sandbox.shutdown()
+    assert "(malformed_push=3)" in all_output(sandbox)  # the one kept during init counted too
 
 
 def test_a_slow_receiver_holds_an_invocation_no_longer_than_the_budget(
