@@ -1,19 +1,20 @@
 """Counters that account for every record: received, delivered, retried, spilled, dropped.
 
 Written by several threads (listener, worker, main); a lock keeps the arithmetic exact, which
-matters because the shutdown summary promises that the numbers add up.
+matters because the shutdown summary promises that the numbers add up. The lock is
+``_thread``'s: the listener counts during init, before ``threading`` is imported.
 """
 
 from __future__ import annotations
 
-import threading
+import _thread
 
 
 class Stats:
     """Thread-safe record counters. ``dropped`` maps a reason to a count."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self.received = 0
         self.skipped = 0
         self.delivered = 0
