@@ -27,6 +27,7 @@ from .lambda_api import telemetry
 from .lambda_api.client import LocalHttpError
 from .lambda_api.events import INVOKE, SHUTDOWN
 from .lambda_api.extensions import ExtensionsApiError
+from .settings.names import MANAGED_INSTANCES, PROVISIONED_CONCURRENCY, SNAP_START
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,6 +48,11 @@ SHUTDOWN_RESERVE_SECONDS = 0.1
 SPILL_RESERVE_SECONDS = 0.25
 # How long to wait at shutdown for the last invocation's platform.report to be pushed.
 REPORT_GRACE_SECONDS = 0.3
+# Where delivery starts before the first /event/next rather than with the first event: no
+# INVOKE comes (Managed Instances), or init is on no request's path, so the first invocation is
+# better off finding delivery ready (provisioned concurrency; SnapStart, whose snapshot is
+# taken after init).
+DELIVERY_BEFORE_FIRST_NEXT = (MANAGED_INSTANCES, PROVISIONED_CONCURRENCY, SNAP_START)
 
 
 def run_unconfigured(
@@ -154,9 +160,10 @@ class Extension:
         ``/event/next``: after that call the extension's work still shares the function's CPU
         with the runtime's own init (on a 128 MB function, 7 % of one CPU), so everything done
         then delays the function's readiness. On Lambda Managed Instances, where no INVOKE
-        comes, it is called before the first ``/event/next`` instead. The listener then parses
-        the pushes it kept meanwhile (it calls this itself if they grow large). Safe to call
-        again, from any thread."""
+        comes, and where init is ahead of any request (``DELIVERY_BEFORE_FIRST_NEXT``), it is
+        called before the first ``/event/next`` instead. The listener then parses the pushes it
+        kept meanwhile (it calls this itself if they grow large). Safe to call again, from any
+        thread."""
         with self._gate_lock:
             if not self._gate_opened:
                 self._gate_opened = True
@@ -182,8 +189,11 @@ class Extension:
         margin = delivery.deadline_margin_ms / 1000.0
         budget = delivery.flush_budget_ms / 1000.0
         hold = self.telemetry_active and delivery.holds_invocations
-        if self.settings.lambda_env.managed_instances:
-            self.open_gate()  # registered for SHUTDOWN only: no event marks the end of init
+        lambda_env = self.settings.lambda_env
+        if lambda_env.managed_instances or (
+            lambda_env.initialization_type in DELIVERY_BEFORE_FIRST_NEXT
+        ):
+            self.open_gate()
         while True:
             try:
                 event = self.client.next_event()

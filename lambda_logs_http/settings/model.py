@@ -190,7 +190,7 @@ class LambdaEnv(Frozen):
 
     __slots__ = (
         "function_name", "function_version", "function_memory_size", "region",
-        "managed_instances",
+        "managed_instances", "initialization_type",
     )  # fmt: skip
 
     function_name: str
@@ -198,6 +198,7 @@ class LambdaEnv(Frozen):
     function_memory_size: int | None
     region: str
     managed_instances: bool
+    initialization_type: str  # AWS_LAMBDA_INITIALIZATION_TYPE: on-demand, snap-start...
 
 
 class Settings(Frozen):

@@ -63,6 +63,9 @@ AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 AWS_LAMBDA_INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
 # The value of AWS_LAMBDA_INITIALIZATION_TYPE on Lambda Managed Instances.
 MANAGED_INSTANCES = "lambda-managed-instances"
+# Its values where init runs ahead of any request (and, for SnapStart, into a snapshot).
+PROVISIONED_CONCURRENCY = "provisioned-concurrency"
+SNAP_START = "snap-start"
 # The function's role credentials, from the environment, or (SnapStart) from a local endpoint.
 AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
 AWS_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"

@@ -287,3 +287,17 @@ def test_until_the_first_event_next_only_the_listener_is_imported(
         "ended (lifecycle.Extension.open_gate), or add it to AFTER_REGISTER_ALLOWED in this "
         "test with its measured cost (see the module docstring)")
 
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("initialization_type", ["provisioned-concurrency", "snap-start",
+                                                 "lambda-managed-instances"])
+def test_where_init_is_ahead_of_requests_delivery_starts_before_the_first_event_next(
+    tmp_path: Path, initialization_type: str
+) -> None:
+    """Provisioned concurrency and SnapStart run init before any request (SnapStart into its
+    snapshot), and Managed Instances send no INVOKE: there the first invocation is better off
+    finding delivery started."""
+    env = {**CONFIGS["minimal"], "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type}
+    modules = modules_at_first_next(tmp_path, env)
+    assert {"threading", "lambda_logs_http.delivery.worker",
+            "lambda_logs_http.invocations"} <= modules
