@@ -32,7 +32,7 @@ ARCH_arm := arm64
 .PHONY: help build_local build_lambda_x86 build_lambda_arm build_docker \
 	deploy_x86 deploy_arm deploy_cli_x86 deploy_cli_arm \
 	add_permissions_x86 add_permissions_arm add_permissions_by_account_x86 add_permissions_by_account_arm \
-	remove_x86_version remove_arm_version clean venv test lint demo \
+	remove_x86_version remove_arm_version clean venv test lint demo fuzz \
 	guard-REGION guard-ORG_ID guard-ACCOUNT_ID guard-VERSION
 
 help:
@@ -48,6 +48,7 @@ help:
 	@echo "  remove_x86_version|remove_arm_version  delete a layer version  (REGION= VERSION=)"
 	@echo "  demo                        see it work locally: build, run a function in the sandbox (INVOCATIONS= LINES= LOG_FORMAT=)"
 	@echo "  test                        run the test suite in $(VENV) (created from requirements-dev.txt)"
+	@echo "  fuzz                        every parser and encoder fuzzed for FUZZ_SECONDS (60) each"
 	@echo "  lint                        ruff check"
 	@echo "  fault_matrix                delivery under receiver faults, end to end; prints the table"
 	@echo "  interop                     delivery to real receivers and forward proxies, end to end; prints the table"
@@ -165,6 +166,11 @@ demo: venv build_local
 
 test: venv
 	'$(VENV)/bin/python' -m pytest $(PYTEST_ARGS)
+
+# Every parser and encoder fuzzed for FUZZ_SECONDS each (make test runs them for 1 s each).
+FUZZ_SECONDS ?= 60
+fuzz: venv
+	FUZZ_SECONDS='$(FUZZ_SECONDS)' '$(VENV)/bin/python' -m pytest -q -p no:cacheprovider tests/fuzz $(PYTEST_ARGS)
 
 lint: venv
 	'$(VENV)/bin/ruff' check .

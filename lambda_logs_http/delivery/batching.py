@@ -48,20 +48,27 @@ def truncate_entry(entry: str, max_chars: int) -> str:
         return entry
     import json  # rare path
 
-    fields = json.loads(entry)
+    from ..records import jsonsafe
+
+    fields = jsonsafe.loads(entry)  # never too deep to decode, unlike json.loads
     fields.pop("record", None)
     message = str(fields.get("message", ""))
     fields["message"] = ""
     overhead = len(json.dumps(fields)) + len(TRUNCATION_MARKER) + 16
     keep = max(_MIN_MESSAGE_CHARS, max_chars - overhead)
     while True:
-        removed = len(message.encode()) - len(message[:keep].encode())
+        # surrogatepass: a lone surrogate (from a JSON "\udcff" escape) counts, never raises.
+        removed = _utf8_len(message) - _utf8_len(message[:keep])
         fields["message"] = message[:keep] + (TRUNCATION_MARKER.format(removed) if removed else "")
         shrunk = json.dumps(fields)
         if len(shrunk) <= max_chars or keep <= _MIN_MESSAGE_CHARS:
             return shrunk
         # Escapes (\uXXXX, \n) make encoded text longer than its characters: cut further.
         keep = max(_MIN_MESSAGE_CHARS, keep - (len(shrunk) - max_chars) - 8)
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 class Batch:

@@ -20,6 +20,7 @@ import time
 
 from .. import log
 from ..lambda_api.events import RUNTIME_DONE
+from ..records.transform import UNENCODABLE_REASON
 from .batching import Batch, Batcher
 
 TYPE_CHECKING = False
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from ..records.transform import Transformer
     from ..settings.model import Batching
     from ..stats import Stats
-    from .backlog import Backlog
+    from .backlog import Backlog, Ledger
     from .sending import SendLoop
 
     Push = list[dict[str, object]]
@@ -46,6 +47,7 @@ class Intake:
         backlog: Backlog,
         sending: SendLoop,
         stats: Stats,
+        ledger: Ledger,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.batcher = Batcher(batching.max_bytes, batching.max_records)
@@ -55,6 +57,7 @@ class Intake:
         self._backlog = backlog
         self._sending = sending
         self._stats = stats
+        self._ledger = ledger  # a record that cannot be encoded is dropped, counted, reported
         self._clock = clock
         self.flushing = False  # shutdown: everything must be taken in, spilling if need be
         self.pressed = False  # the listener waited too long for room: take in, spill if need be
@@ -66,8 +69,11 @@ class Intake:
         runtime_done = False
         for event in events:
             entry = encode(event)
-            if entry is None:
-                self._stats.add("skipped")
+            if not entry:  # None: skipped on purpose; UNENCODABLE (""): lost, count and report
+                if entry is None:
+                    self._stats.add("skipped")
+                else:
+                    self._ledger.dropped_records(UNENCODABLE_REASON, 1)
                 continue
             mark = ""
             if event.get("type") == RUNTIME_DONE:

@@ -86,7 +86,7 @@ def parse_retry_after(value: str | None, now_epoch: float) -> float | None:
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() also takes '³', which float() refuses
         seconds = float(text)
     else:
         from email.utils import parsedate_to_datetime  # rare: only for HTTP-date values

@@ -52,7 +52,8 @@ REJECTED_MAX_BYTES = 4 << 20
 # those every entry has, as strings.
 ENTRY_KEYS = frozenset({
     "timestamp", "level", "message", "source", "function_name", "function_version",
-    "function_memory_size", "aws_region", "architecture", "log_type", "request_id", "record",
+    "function_memory_size", "aws_region", "architecture", "log_type", "request_id", "tenant_id",
+    "record",
 })  # fmt: skip
 ENTRY_TEXT_KEYS = ("timestamp", "level", "message", "log_type")
 _BATCH_ID_CHARACTERS = frozenset(

@@ -97,7 +97,7 @@ def assemble(
     sender = Sender(transport, batching, timeout_seconds, clock)
     sending = SendLoop(sender, backlog, ledger, stats, transformer, clock, now_epoch, rng)
     intake = Intake(batching, delivery.holds_invocations, transformer, backlog, sending, stats,
-                    clock)  # fmt: skip
+                    ledger, clock)  # fmt: skip
     sending.batcher = intake.batcher
     return Parts(intake, sending, backlog)
 
@@ -131,7 +131,6 @@ class DeliveryWorker:
         self._stopped = False
         self._sender_stopping = False
         self._holding_back = False  # the worker leaves pushes queued until the sender makes room
-        self._flush_deadline: float | None = None
         self._flush_ingested = threading.Event()  # the worker took in all pushes of the flush
         self._built = threading.Event()  # the parts exist (or could not be built)
 
@@ -163,7 +162,6 @@ class DeliveryWorker:
         """
         if self._thread is None or not self._thread.is_alive():
             return False
-        self._flush_deadline = deadline
         self._inbox.signal(_FLUSH)
         if not self._built.wait(max(0.0, deadline - self._clock())):
             return False

@@ -35,6 +35,7 @@ import time
 from urllib.parse import urlsplit
 
 from .. import __version__
+from ..settings.endpoint import DEFAULT_PORTS, endpoint_for
 from ..settings.model import Endpoint
 from ..settings.names import AWS_CA_BUNDLE
 from ..settings.proxy import proxy_for
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"lambda-logs-http/{__version__}"
 MAX_BODY_BYTES = 1 << 20  # a secret is at most 64 KiB, a parameter 8 KiB: 1 MiB is ample
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class HttpRequester:
@@ -171,31 +171,26 @@ class HttpRequester:
         """The URL as the ``Connector`` wants it: host, port, TLS, and its proxy."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
-        if scheme not in _DEFAULT_PORTS:
+        if scheme not in DEFAULT_PORTS:
             raise ValueError(f"not an http:// or https:// URL: {scheme}://")
         host = parts.hostname or ""
         try:
-            port = parts.port or _DEFAULT_PORTS[scheme]
+            port = parts.port or DEFAULT_PORTS[scheme]
         except ValueError:
             raise ValueError(f"bad port in the URL for {host}") from None
         if not host:
             raise ValueError("no host in the URL")
-        bracketed = f"[{host}]" if ":" in host else host
-        host_header = bracketed if port == _DEFAULT_PORTS[scheme] else f"{bracketed}:{port}"
         authority = parts.netloc.rpartition("@")[2]
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return Endpoint(
-            url=url,
-            scheme=scheme,
-            host=host,
-            port=port,
-            target=target,
-            host_header=host_header,
-            display=f"{scheme}://{host_header}",
+        return endpoint_for(
+            scheme,
+            host,
+            port,
+            (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
             timeout_seconds=timeout,
             tls_verify=True,
             ca_bundle=self._ca_bundle,
             proxy=proxy_for(self._proxy_env, scheme, authority) if self._proxy_env else None,
+            url=url,
         )
 
     def _context(self) -> object:

@@ -95,7 +95,14 @@ def read_head(reader: Reader, until_continue: bool = False) -> tuple[int, dict[s
             raise NoResponse("the connection closed before any response")
         first = False
         parts = status_line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        # status-code = 3DIGIT (RFC 9112 4); http.client refuses one under 100 too.
+        if (
+            len(parts) < 2
+            or not parts[0].startswith(b"HTTP/")
+            or len(parts[1]) != 3
+            or not parts[1].isdigit()
+            or parts[1][:1] == b"0"
+        ):
             raise MalformedResponse(f"not an HTTP response: {status_line[:80]!r}")
         status = int(parts[1])
         headers: dict[str, str] = {}
@@ -134,7 +141,7 @@ def read_body(
         return _read_chunked(reader, limit)
     length_header = headers.get("content-length")
     if length_header is not None:
-        if not length_header.isdigit():
+        if not (length_header.isascii() and length_header.isdigit()):  # not '³'
             raise MalformedResponse(f"bad Content-Length {length_header[:40]!r}")
         length = int(length_header)
         body = reader.read(min(length, limit))

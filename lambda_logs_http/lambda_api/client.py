@@ -51,7 +51,7 @@ def request(
     next invocation, and the environment may be frozen for hours in between.
     """
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not (port.isascii() and port.isdigit()):
         raise LocalHttpError(f"bad address {address!r}, expected host:port")
     lines = [f"{method} {path} HTTP/1.1", f"Host: {address}", "Connection: close"]
     for name, value in (headers or {}).items():

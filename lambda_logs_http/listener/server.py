@@ -58,22 +58,30 @@ DEFERRED_MAX_COST = 1_000_000
 _EVENT_COST = 400  # delivery.inbox.EVENT_OVERHEAD_BYTES, not imported here (cold start)
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not valid JSON")
+_CONSTANTS = {"NaN": "NaN", "Infinity": "Infinity", "-Infinity": "-Infinity"}
 
 
 def parse_push(body: bytes) -> list[dict[str, object]] | None:
     """The events of one push, or None if the body is not a JSON array.
 
-    Elements that are not objects are dropped here (and counted by the caller); NaN/Infinity,
-    which Python's json would otherwise accept, make the body invalid.
+    Elements that are not objects are dropped here (and counted by the caller). Whatever a
+    function logged, a push that is JSON is taken in whole: NaN and the infinities (not JSON,
+    though Python writes them) become strings; when the C decoder refuses a value — nested
+    too deep, an integer too long for ``int``, bytes that are not UTF-8, a raw control
+    character — ``records.jsonsafe`` decodes the push again, keeping such a value as text, so
+    one record never makes Lambda drop the whole push.
     """
     import json  # a dict lookup once imported; imported on this thread, not at start-up
 
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(body, parse_constant=_CONSTANTS.__getitem__)
     except (ValueError, RecursionError):
-        return None
+        from ..records import jsonsafe  # rare: only a push the C decoder refused
+
+        try:
+            value = jsonsafe.loads(body)
+        except (ValueError, RecursionError):
+            return None
     if not isinstance(value, list):
         return None
     return [event for event in value if isinstance(event, dict)]

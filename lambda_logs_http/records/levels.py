@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import re
 
+from . import jsonsafe
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -40,6 +42,9 @@ LEVEL_NAMES = {
 # [word] in any case; word: in any case; or an upper-case word and a space.
 _PREFIX = re.compile(r"[ \t]{0,8}(?:\[([A-Za-z]{3,8})\]|([A-Za-z]{3,8}):|([A-Z]{3,8})[ \t])")
 _NO_REQUEST_ID = ("", "None", "null", "undefined")
+# A JSON line's NaN/Infinity (Python's json.dumps writes them) become strings at once: the fields
+# must encode as strict JSON later. Same speed as json.loads, which also uses one decoder.
+_decode = json.JSONDecoder(parse_constant=jsonsafe.CONSTANTS.__getitem__).decode
 
 # (level, message, request_id, structured fields or None): a tuple, not an object, because one
 # is built for every log line and an instance costs measurably more.
@@ -74,9 +79,13 @@ def parse_text(line: str) -> Parsed:
     text = _message(line)
     if text[:1] == "{" and text[-1:] == "}":
         try:
-            fields = json.loads(text)
-        except ValueError:
-            fields = None
+            fields = _decode(text)
+        except json.JSONDecodeError as error:
+            # Not JSON (a printed Python dict, say) costs one failed parse, as it always did;
+            # a raw control character in a string is JSON enough for the careful decoder.
+            fields = _careful(text) if error.msg.startswith("Invalid control") else None
+        except (ValueError, RecursionError):  # an integer too long for int(); too deep
+            fields = _careful(text)
         if isinstance(fields, dict):
             return parse_fields(fields)
     match = _PREFIX.match(text)
@@ -88,25 +97,41 @@ def parse_text(line: str) -> Parsed:
 
 def parse_fields(fields: Mapping[str, object]) -> Parsed:
     """``(level, message, request_id, fields)`` of a structured record (Lambda's JSON format)."""
-    level = normalize(
+    named = (
         fields.get("level") or fields.get("levelname") or fields.get("severity")
         or fields.get("log.level")
-    ) or DEFAULT_LEVEL  # fmt: skip
-    message = fields.get("message", fields.get("msg"))
+    )  # fmt: skip
+    # Lambda's own spelling (INFO, WARN...) is found without a call; normalize does the rest.
+    level = (
+        (LEVEL_NAMES.get(named) if type(named) is str else None) or normalize(named)
+        or DEFAULT_LEVEL
+    )  # fmt: skip
+    message = fields.get("message")
+    if message is None:
+        message = fields.get("msg")
     if message is None and "errorMessage" in fields:
         # Lambda's JSON record for an unhandled exception has no "message".
         error_type = fields.get("errorType")
-        message = (
-            f"{error_type}: {fields['errorMessage']}" if error_type else fields["errorMessage"]
-        )
-    if message is None:
-        text = json.dumps(fields, separators=(",", ":"), default=str)
-    elif isinstance(message, str):
+        message = fields["errorMessage"]
+        if error_type:
+            message = f"{_text(error_type)}: {_text(message)}"
+    if isinstance(message, str):
         text = message
     else:
-        text = json.dumps(message, separators=(",", ":"), default=str)
+        text = jsonsafe.dumps(fields if message is None else message)
     request_id = fields.get("requestId") or fields.get("request_id") or fields.get("aws_request_id")
     return level, text, request_id if isinstance(request_id, str) else "", fields
+
+
+def _careful(text: str) -> object:
+    try:
+        return jsonsafe.loads(text)
+    except ValueError:
+        return None
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else jsonsafe.dumps(value)
 
 
 def _message(text: str) -> str:

@@ -8,9 +8,8 @@ A status other than success makes the line ERROR; records lost by Lambda make it
 
 from __future__ import annotations
 
-import json
-
 from ..lambda_api import events
+from . import jsonsafe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,7 +48,12 @@ def _status(record: Record) -> str:
 
 
 def _ms(value: object) -> str:
-    return f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
+    if isinstance(value, (int, float)):
+        try:
+            return f"{value:.2f}"
+        except (OverflowError, ValueError):  # an int beyond float's range
+            pass
+    return str(value)
 
 
 def _metric(record: Record, name: str) -> object:
@@ -74,21 +78,25 @@ def _runtime_done(record: Record) -> str:
 def _report(record: Record) -> str:
     parts = [f"REPORT RequestId: {record.get('requestId', '')}"]
     # Lambda Managed Instances report only durationMs: show the metrics that are present.
-    for label, metric, unit in _REPORT_METRICS:
-        value = _metric(record, metric)
-        if value is not None:
-            shown = _ms(value) if unit == "ms" and metric != "billedDurationMs" else value
-            parts.append(f"{label}: {shown} {unit}")
+    metrics = record.get("metrics")
+    if isinstance(metrics, dict):
+        for label, metric, unit, fractional in _REPORT_METRICS:
+            value = metrics.get(metric)
+            if value is not None:
+                parts.append(f"{label}: {_ms(value) if fractional else value} {unit}")
     return "\t".join(parts) + _status(record)
 
 
+# (label, metric, unit, shown with two decimals): billed durations are whole milliseconds.
 _REPORT_METRICS = (
-    ("Duration", "durationMs", "ms"),
-    ("Billed Duration", "billedDurationMs", "ms"),
-    ("Memory Size", "memorySizeMB", "MB"),
-    ("Max Memory Used", "maxMemoryUsedMB", "MB"),
-    ("Init Duration", "initDurationMs", "ms"),
-    ("Restore Duration", "restoreDurationMs", "ms"),
+    ("Duration", "durationMs", "ms", True),
+    ("Billed Duration", "billedDurationMs", "ms", False),
+    ("Memory Size", "memorySizeMB", "MB", False),
+    ("Max Memory Used", "maxMemoryUsedMB", "MB", False),
+    ("Init Duration", "initDurationMs", "ms", True),
+    # SnapStart: the restore is billed with the first invocation after it.
+    ("Restore Duration", "restoreDurationMs", "ms", True),
+    ("Billed Restore Duration", "billedRestoreDurationMs", "ms", False),
 )
 
 
@@ -146,7 +154,7 @@ def _logs_dropped(record: Record) -> str:
 
 
 def _compact(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return jsonsafe.dumps(value)
 
 
 _RENDERERS: dict[str, Callable[[Record], str]] = {

@@ -12,7 +12,7 @@ and that import would add to every cold start.
 
 from __future__ import annotations
 
-from .model import Endpoint
+from .model import Endpoint, Proxy
 from .names import HTTP_AUTH_CREDENTIALS, HTTP_AUTH_TYPE, HTTP_AUTH_USERNAME, HTTP_ENDPOINT
 from .parse import ConfigError, shown
 from .proxy import proxy_for
@@ -72,6 +72,36 @@ def parse_endpoint(
     target = percent_encode(target if target.startswith("/") else "/" + target)
     if target.endswith("?") and target.count("?") == 1:
         target = target[:-1]  # an empty query is no query (as urllib sends it)
+    return endpoint_for(
+        scheme,
+        host,
+        port,
+        target,
+        timeout_seconds=timeout_seconds,
+        tls_verify=tls_verify,
+        ca_bundle=ca_bundle,
+        proxy=proxy,
+        url=url,
+        shown_target=redact_query(target),
+    )
+
+
+def endpoint_for(
+    scheme: str,
+    host: str,
+    port: int,
+    target: str,
+    *,
+    timeout_seconds: float,
+    tls_verify: bool,
+    ca_bundle: str,
+    proxy: Proxy | None,
+    url: str,
+    shown_target: str = "",
+) -> Endpoint:
+    """The ``Endpoint`` for parts already checked: its ``Host`` header (the port only when it
+    is not the scheme's) and the ``display`` logs show (``shown_target``: what of the path may
+    be shown)."""
     bracketed = f"[{host}]" if ":" in host else host
     host_header = bracketed if port == DEFAULT_PORTS[scheme] else f"{bracketed}:{port}"
     return Endpoint(
@@ -81,7 +111,7 @@ def parse_endpoint(
         port=port,
         target=target,
         host_header=host_header,
-        display=f"{scheme}://{host_header}{redact_query(target)}",
+        display=f"{scheme}://{host_header}{shown_target}",
         timeout_seconds=timeout_seconds,
         tls_verify=tls_verify,
         ca_bundle=ca_bundle,
@@ -121,7 +151,7 @@ def _host_and_port(authority: str, default_port: int) -> tuple[str, int]:
         raise ConfigError(HTTP_ENDPOINT, "has no host name")
     if not port_text:
         return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ConfigError(HTTP_ENDPOINT, f"has an invalid port {port_text!r}")
     return host, int(port_text)
 

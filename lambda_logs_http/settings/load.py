@@ -368,7 +368,7 @@ def _lambda_env(env: Mapping[str, str]) -> LambdaEnv:
     return LambdaEnv(
         function_name=env.get(AWS_LAMBDA_FUNCTION_NAME, ""),
         function_version=env.get(AWS_LAMBDA_FUNCTION_VERSION, ""),
-        function_memory_size=int(memory) if memory.isdigit() else None,
+        function_memory_size=int(memory) if memory.isascii() and memory.isdigit() else None,
         region=env.get(AWS_REGION, "") or env.get(AWS_DEFAULT_REGION, ""),
         managed_instances=is_managed_instances(env),
         initialization_type=env.get(AWS_LAMBDA_INITIALIZATION_TYPE, ""),

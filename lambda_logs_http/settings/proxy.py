@@ -116,7 +116,7 @@ def _split_host_port(hostport: str, name: str) -> tuple[str, int]:
         raise ConfigError(name, f"has no usable host in {hostport!r}")
     if not port_text:
         return host.lower(), _DEFAULT_PORT
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ConfigError(name, f"has an invalid port {port_text!r}")
     return host.lower(), int(port_text)
 

@@ -231,6 +231,10 @@ def test_managed_instances_rules(layer, sandbox_factory):
     wait_until(lambda: any(e["type"] == "platform.report" for e in layer.telemetry("lmi")))
     assert not [r for r in layer.records("lmi", "event")
                 if r["event"]["eventType"] == "INVOKE"]
+    # That mode's telemetry: no runtimeDone, and reports with their duration only.
+    types = [e["type"] for e in sb.telemetry_events]
+    assert "platform.runtimeDone" not in types
+    assert all(set(r.report["metrics"]) == {"durationMs"} for r in results)
 
 
 def test_slow_extension_runs_the_invocation_into_its_timeout(layer, sandbox_factory):

@@ -72,3 +72,18 @@ def test_at_most_64_headers() -> None:
     many = "{" + ", ".join(f'"X-H{i}": "v"' for i in range(65)) + "}"
     with pytest.raises(ConfigError, match="at most 64"):
         parse(many)
+
+
+def test_invalid_json_is_located_where_this_python_s_json_locates_it() -> None:
+    """The column comes from the json module, which moved it between 3.13.0 and 3.13.1 for a
+    trailing comma: the oracle is the running interpreter's own parser."""
+    import json
+
+    raw = '{"X-A": "1",}'
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as exc:
+        expected = f"(line {exc.lineno}, column {exc.colno})"
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    assert expected in str(error.value)

@@ -42,6 +42,24 @@ RID = "459921b5-681c-4a96-beb0-81e0aa586026"
         ("platform.telemetrySubscription", {"name": "x", "state": "Subscribed",
                                             "types": ["function"]}, "INFO",
          "TELEMETRY\tName: x\tState: Subscribed\tTypes: [function]"),
+        # SnapStart, as CloudWatch shows it
+        ("platform.restoreStart", {"runtimeVersion": "python:3.12.v30",
+                                   "runtimeVersionArn": "arn:aws:lambda:eu-west-1::runtime:x"},
+         "INFO", "RESTORE_START Runtime Version: python:3.12.v30\t"
+         "Runtime Version ARN: arn:aws:lambda:eu-west-1::runtime:x"),
+        ("platform.restoreRuntimeDone", {"status": "success"}, "INFO", "RESTORE_RUNTIME_DONE"),
+        ("platform.restoreRuntimeDone", {"status": "failure", "errorType": "Runtime.X"}, "ERROR",
+         "RESTORE_RUNTIME_DONE\tStatus: failure\tError Type: Runtime.X"),
+        ("platform.restoreReport", {"status": "success", "metrics": {"durationMs": 405.981}},
+         "INFO", "RESTORE_REPORT Restore Duration: 405.98 ms"),
+        ("platform.restoreReport", {"status": "timeout", "metrics": {"durationMs": 10000}},
+         "ERROR", "RESTORE_REPORT Restore Duration: 10000.00 ms\tStatus: timeout"),
+        ("platform.report", {"requestId": RID, "status": "success", "metrics": {
+            "durationMs": 2.41, "billedDurationMs": 3, "memorySizeMB": 128, "maxMemoryUsedMB": 71,
+            "restoreDurationMs": 316.54, "billedRestoreDurationMs": 172}}, "INFO",
+         f"REPORT RequestId: {RID}\tDuration: 2.41 ms\tBilled Duration: 3 ms\t"
+         "Memory Size: 128 MB\tMax Memory Used: 71 MB\tRestore Duration: 316.54 ms\t"
+         "Billed Restore Duration: 172 ms"),
         ("platform.somethingNew", {"a": 1}, "INFO", 'platform.somethingNew {"a":1}'),
         ("platform.start", "not an object", "INFO", 'platform.start "not an object"'),
     ],

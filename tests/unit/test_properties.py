@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from lambda_logs_http.delivery.batching import ENVELOPE_BYTES, Batcher
 from lambda_logs_http.invocations import InvocationProgress
 from lambda_logs_http.listener.server import TelemetryListener, parse_push
-from lambda_logs_http.records import levels
-from lambda_logs_http.records.transform import EntryContext, Transformer
+from lambda_logs_http.records import jsonsafe, levels
+from lambda_logs_http.records.transform import UNENCODABLE, EntryContext, Transformer
 from lambda_logs_http.stats import Stats
 
 json_values = st.recursive(
@@ -21,6 +21,36 @@ json_values = st.recursive(
     | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
     max_leaves=12,
+)
+
+
+def _nested(value: object, levels: int) -> object:
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+# Whatever json.loads can return, and what Python code can put in a record besides: NaN and the
+# infinities, integers too long for decimal text, keys that are not strings, bytes, values
+# nested deeper than the C encoder goes (about 1,000 levels up to 3.11, more since).
+hostile_scalars = (
+    st.floats() | st.integers()
+    # built when drawn: a strategy holding such an int could not even be printed
+    | st.integers(min_value=4290, max_value=5000).map(lambda digits: -(10**digits))
+    | st.binary(max_size=8) | st.text(alphabet=st.characters(codec=None), max_size=8)
+)
+hostile_values = st.recursive(
+    hostile_scalars,
+    lambda children: st.lists(children, max_size=4) | st.tuples(children)
+    | st.dictionaries(st.text(max_size=4) | st.integers() | st.none() | st.floats(), children,
+                      max_size=4)
+    | st.builds(_nested, children, st.sampled_from([1, 70, 1500, 12_000])),
+    max_leaves=10,
+)
+hostile_events = st.fixed_dictionaries(
+    {"type": st.sampled_from(["function", "extension", "platform.report", "platform.start"]),
+     "record": hostile_values | hostile_values.map(jsonsafe.text_of)},
+    optional={"time": hostile_values},
 )
 event_types = st.sampled_from([
     "function", "extension", "platform.start", "platform.runtimeDone", "platform.report",
@@ -106,3 +136,81 @@ def test_batches_never_exceed_the_byte_limit(messages: list[str], limit: int) ->
         assert len(body) == batch.size <= limit
         assert len(json.loads(body)["logs"]) == len(batch)
     assert all(b.size >= ENVELOPE_BYTES for b in batches)
+
+
+def _refuse(name: str) -> object:
+    raise ValueError(name)
+
+
+def strict_loads(text: str | bytes) -> object:
+    """A strict receiver's parser: JSON only, no NaN/Infinity."""
+    return json.loads(text, parse_constant=_refuse)
+
+
+@settings(max_examples=150, deadline=None)
+@given(hostile_events)
+def test_transformer_encodes_any_hostile_event_as_strict_json(event: dict[str, object]) -> None:
+    transformer = Transformer(EntryContext("fn", "1", 128, "us-east-1", "x86_64"))
+    encoded = transformer.encode(event)
+    assert encoded is not None and encoded != UNENCODABLE  # all of these are encodable
+    assert encoded.isascii()
+    assert jsonsafe.text_depth(encoded) <= jsonsafe.MAX_DEPTH + 1  # what receivers can parse
+    entry = strict_loads(encoded)
+    assert isinstance(entry, dict) and isinstance(entry["message"], str)
+    assert json.loads(transformer.encode(VALID[0]) or "{}")["message"] == "still flowing"
+
+
+@settings(max_examples=150, deadline=None)
+@given(hostile_values)
+def test_parse_fields_never_raises_on_hostile_values(value: object) -> None:
+    fields = value if isinstance(value, dict) else {"message": value, "level": value}
+    level, message, request_id, _ = levels.parse_fields(fields)  # type: ignore[arg-type]
+    assert level in levels.LEVEL_NAMES.values()
+    assert isinstance(message, str) and isinstance(request_id, str)
+
+
+@settings(max_examples=150, deadline=None)
+@given(hostile_values)
+def test_parse_text_never_raises_on_json_lines(value: object) -> None:
+    line = jsonsafe.text_of(value).replace('"NaN"', "NaN") + "\n"
+    level, message, request_id, _ = levels.parse_text(line)
+    assert level in levels.LEVEL_NAMES.values()
+    assert isinstance(message, str) and isinstance(request_id, str)
+
+
+@settings(max_examples=150, deadline=None)
+@given(hostile_values)
+def test_jsonsafe_dumps_any_value_as_strict_ascii_json(value: object) -> None:
+    encoded = jsonsafe.dumps(value)
+    assert encoded.isascii()
+    strict_loads(encoded)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_jsonsafe_agrees_with_json_on_ordinary_values(value: object) -> None:
+    assert jsonsafe.dumps(value) == json.dumps(value, separators=(",", ":"))
+    assert jsonsafe.text_of(value) == json.dumps(value, separators=(",", ":"))
+    for text in (json.dumps(value), json.dumps(value, indent=1, ensure_ascii=False)):
+        assert jsonsafe.loads(text) == json.loads(text)
+        assert jsonsafe.parse_capped(text, 0, 1000, fast_depth=0) == (json.loads(text), len(text))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(hostile_events, max_size=3))
+def test_parse_push_takes_any_json_push_whole(events: list[dict[str, object]]) -> None:
+    body = ("[" + ",".join(jsonsafe.text_of(e) for e in events) + "]").encode()
+    parsed = parse_push(body)
+    assert parsed is not None and len(parsed) == len(events)
+    transformer = Transformer(EntryContext("fn", "1", 128, "us-east-1", "x86_64"))
+    for event in parsed:
+        encoded = transformer.encode(event)
+        assert encoded and encoded.isascii()
+        strict_loads(encoded)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300).map(lambda tail: b'[{"type":"function","record":' + tail))
+def test_parse_push_never_raises_on_json_like_bytes(body: bytes) -> None:
+    result = parse_push(body)
+    assert result is None or all(isinstance(event, dict) for event in result)

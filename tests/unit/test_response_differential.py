@@ -30,7 +30,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_logs_http.http.response import Reader, keeps_alive, read_body, read_head
+from lambda_logs_http.http.response import (
+    MalformedResponse,
+    Reader,
+    keeps_alive,
+    read_body,
+    read_head,
+)
 
 LIMIT = 1 << 20
 """Body limit for our reader: above every generated body, so ``whole`` means "read to its end"."""
@@ -294,3 +300,23 @@ def test_named_cases(wire: bytes, reusable: bool) -> None:
     ours = read_ours([wire + NEXT])
     assert ours == read_stdlib([wire + NEXT])
     assert ours.reusable is reusable
+
+
+@pytest.mark.parametrize("status_line", [b"HTTP/1.1 20 OK", b"HTTP/1.1 99 Low", b"HTTP/1.1 2000 Big"])
+def test_a_status_that_is_not_three_digits_from_100_is_refused_as_http_client_does(
+    status_line: bytes,
+) -> None:
+    """Found by the fuzz suite: ``20`` was read as a status."""
+    wire = status_line + b"\r\nContent-Length: 0\r\n\r\n"
+    with pytest.raises(MalformedResponse):
+        read_ours([wire])
+    with pytest.raises(http.client.BadStatusLine):
+        read_stdlib([wire])
+
+
+def test_a_content_length_of_non_ascii_digits_is_refused_not_a_crash() -> None:
+    """Found by the fuzz suite: the header is Latin-1 text, and ``"³".isdigit()`` is True while
+    ``int("³")`` raises."""
+    wire = b"HTTP/1.1 200 OK\r\nContent-Length: \xb3\r\n\r\nok"
+    with pytest.raises(MalformedResponse):
+        read_ours([wire])

@@ -21,6 +21,7 @@ NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
         ("soon", None),
         ("-5", None),
         ("1.5", None),
+        ("\u00b3", None),  # "³".isdigit() is True; float("³") raises
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:

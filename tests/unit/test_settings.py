@@ -57,6 +57,7 @@ def test_lambda_variables_are_read() -> None:
         ({"HTTP_ENDPOINT": "https://user:pw@x/"}, "HTTP_ENDPOINT", "HTTP_AUTH_TYPE=basic"),
         ({"HTTP_ENDPOINT": "https:///path"}, "HTTP_ENDPOINT", "host"),
         ({"HTTP_ENDPOINT": "https://x:99999/"}, "HTTP_ENDPOINT", "port"),
+        ({"HTTP_ENDPOINT": "https://x:\u00b3/"}, "HTTP_ENDPOINT", "port"),
         ({"HTTP_ENDPOINT": "https://[::1/x"}, "HTTP_ENDPOINT", "closing ']'"),
         ({"HTTP_ENDPOINT": "http://h:8080:9/x"}, "HTTP_ENDPOINT", "more than one ':'"),
         ({"HTTP_ENDPOINT": "http://[::g]/x"}, "HTTP_ENDPOINT", "not a valid IPv6"),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +115,76 @@ def test_no_attribution_on_managed_instances() -> None:
     transformer = Transformer(EntryContext("f", "1", 1, "r", "x86_64"), attribute_requests=False)
     entry(transformer, {"time": "t", "type": "platform.start", "record": {"requestId": "r-1"}})
     assert "request_id" not in entry(transformer, {"time": "t", "type": "function", "record": "x"})
+
+
+TENANT = "tenant-blue"
+
+
+def test_tenant_id_goes_on_every_entry_of_the_invocation(transformer: Transformer) -> None:
+    start = {"requestId": RID, "version": "$LATEST", "tenantId": TENANT}
+    assert entry(transformer, {"time": "t", "type": "platform.start", "record": start})[
+        "tenant_id"] == TENANT
+    text = entry(transformer, {"time": "t", "type": "function", "record": "plain print\n"})
+    python = entry(transformer, {"time": "t", "type": "function",
+                                 "record": f"[INFO]\t2024-01-15T10:30:00.000Z\t{RID}\thi\n"})
+    json_record = entry(transformer, {"time": "t", "type": "function", "record": {
+        "level": "INFO", "message": "m", "requestId": RID, "tenantId": TENANT}})
+    done = entry(transformer, {"time": "t", "type": "platform.runtimeDone",
+                               "record": {"requestId": RID, "status": "success"}})
+    after = entry(transformer, {"time": "t", "type": "function", "record": "between\n"})
+    report = entry(transformer, {"time": "t", "type": "platform.report", "record": {
+        "requestId": RID, "status": "success", "metrics": {"durationMs": 1.0}}})
+    assert [e.get("tenant_id") for e in (text, python, json_record, done, report)] == [TENANT] * 5
+    assert "tenant_id" not in after  # between invocations: no request, no tenant
+
+
+def test_a_json_record_names_its_own_tenant(transformer: Transformer) -> None:
+    record = {"level": "INFO", "message": "m", "requestId": "r-2", "tenantId": "green"}
+    assert entry(transformer, {"time": "t", "type": "function", "record": record})[
+        "tenant_id"] == "green"
+    later = entry(transformer, {"time": "t", "type": "function",
+                                "record": "[INFO]\t2024-01-15T10:30:00.000Z\tr-2\tlater\n"})
+    assert later["tenant_id"] == "green"
+
+
+def test_no_tenant_field_without_tenant_isolation(transformer: Transformer) -> None:
+    start = {"requestId": RID, "version": "$LATEST"}
+    for event in ({"time": "t", "type": "platform.start", "record": start},
+                  {"time": "t", "type": "function", "record": "x\n"},
+                  {"time": "t", "type": "function", "record": {"tenantId": 7, "message": "m"}}):
+        assert "tenant_id" not in entry(transformer, event)
+
+
+def test_the_tenant_memory_is_bounded(transformer: Transformer) -> None:
+    for n in range(500):
+        transformer.encode({"time": "t", "type": "platform.start",
+                            "record": {"requestId": f"r-{n}", "tenantId": f"t-{n}"}})
+    assert len(transformer._tenants) <= 64
+    last = entry(transformer, {"time": "t", "type": "function", "record": "x\n"})
+    assert last["tenant_id"] == "t-499"
+
+
+def test_every_key_an_entry_can_have_is_one_a_spill_file_may_hold(
+    transformer: Transformer, tmp_path: Path
+) -> None:
+    """A batch spilled to disk is read back only if its entries hold known keys: an entry key
+    the spill store does not know would make every spilled batch of it "invalid" and dropped."""
+    from lambda_logs_http.delivery import spill
+    from lambda_logs_http.delivery.batching import Batch
+
+    start = {"requestId": RID, "version": "$LATEST", "tenantId": TENANT}
+    events = [{"time": "t", "type": "platform.start", "record": start},
+              {"time": "t", "type": "function", "record": "with a tenant\n"}]
+    entries = [transformer.encode(event) for event in events]
+    entries.append(transformer.drop_report("buffer_full", 3))
+    keys = set().union(*(json.loads(e or "{}") for e in entries))
+    assert {"tenant_id", "request_id", "record"} <= keys
+    assert keys <= spill.ENTRY_KEYS, keys - spill.ENTRY_KEYS
+
+    dropped: list[tuple[str, int]] = []
+    store = spill.SpillStore(str(tmp_path / "spill"), 1 << 20,
+                             lambda reason, n: dropped.append((reason, n)))
+    store.open()
+    store.write("b-1", len(entries), Batch(0.0, [e for e in entries if e]).payload())
+    back = store.read_oldest()
+    assert back is not None and len(back) == len(entries) and dropped == []

@@ -8,6 +8,12 @@ record, see ``telemetry_data``), which is a C-speed ``bytes.count`` — no JSON 
 works for any output format. It keeps running totals and stamps, on ``time.monotonic()``
 (CLOCK_MONOTONIC, comparable with the bench's readings), when the expected count was reached.
 
+``--stdlib`` serves the same counting with a stock ``http.server`` instead: a
+``BaseHTTPRequestHandler`` on HTTP/1.1 with Nagle on, which writes an answer's head and body in
+two writes — the shape of countless small webhook receivers, and the one that stalls a client
+that lets its delayed ACK wait. Slower per request, so rows using it are about the stall, not
+about the receiver.
+
 Control, on the same port: ``POST /__reset`` with ``{"expected": N}`` zeroes the totals;
 ``GET /__stats`` returns them as JSON. Raw sockets and a thread per connection rather than
 ``http.server``: its per-request header parsing (``email.parser``) would cost more than the
@@ -142,15 +148,61 @@ def serve(port: int, marker: bytes, delay: float = 0.0) -> None:
         threading.Thread(target=_serve_connection, args=(conn, totals), daemon=True).start()
 
 
+def serve_stdlib(port: int, marker: bytes, delay: float = 0.0) -> None:
+    """The same protocol on ``http.server.ThreadingHTTPServer``, left as it ships."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    totals = Totals(marker, delay)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # kept-alive connections, as webhook receivers run it
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            self._answer(json.dumps(totals.snapshot()).encode())
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.path == "/__reset":
+                totals.reset(int(json.loads(body or b"{}").get("expected", 0)))
+            else:
+                wire = len(body)
+                gzipped = (self.headers.get("Content-Encoding") or "").lower() == "gzip"
+                if gzipped:
+                    body = zlib.decompress(body, 47)
+                totals.add(body.count(totals.marker), wire, len(body), gzipped)
+                if totals.delay:
+                    time.sleep(totals.delay)
+            self._answer(b"{}")
+
+        def _answer(self, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()  # the head goes out here, in a write of its own
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass  # one line per request on stderr would cost more than the counting
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    print(f"LISTENING {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--marker", default="bench-rec")
     parser.add_argument("--delay-ms", type=float, default=0.0,
                         help="answer each log request this much later (a distant receiver)")
+    parser.add_argument("--stdlib", action="store_true",
+                        help="serve with a stock http.server (HTTP/1.1, Nagle on)")
     args = parser.parse_args()
     try:
-        serve(args.port, args.marker.encode(), args.delay_ms / 1000.0)
+        (serve_stdlib if args.stdlib else serve)(
+            args.port, args.marker.encode(), args.delay_ms / 1000.0)
     except KeyboardInterrupt:
         pass
 

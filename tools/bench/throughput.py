@@ -88,6 +88,9 @@ class Variant:
     once: bool = False
     tiny_events: int = 0
     """Pushes of this many tiny records (~40 bytes each) instead of 1,000 typical ones."""
+    stdlib_receiver: bool = False
+    """The receiver is a stock ``http.server`` (HTTP/1.1, Nagle on: head and body written
+    apart), the shape that stalls a client waiting on its delayed ACK."""
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -98,6 +101,10 @@ VARIANTS: tuple[Variant, ...] = (
             needs="gzip", target=100_000),
     Variant("gzip.unpinned", "HTTP_COMPRESSION=gzip, unpinned", {"HTTP_COMPRESSION": "gzip"},
             False, needs="gzip"),
+    # A stock http.server receiver: its two writes per answer would stall every kept-alive send
+    # on a delayed ACK (~40 ms) if the transport let it.
+    Variant("stdlib_receiver.pinned", "default, stock http.server receiver (HTTP/1.1), 1 core",
+            {}, True, target=150_000, stdlib_receiver=True),
     # A receiver slower than the extension but still "healthy" (sends < 100 ms): the worker
     # encodes only up to the next batch and the listener pushes back on the pusher.
     Variant("slow_receiver.pinned", "default, receiver answers in 20 ms, 1 core", {}, True,
@@ -130,9 +137,11 @@ def expected_rows() -> list[str]:
 class FastReceiver:
     """The ``fast_receiver`` process, owned by the bench (stopped by PID)."""
 
-    def __init__(self, cpus: list[int] | None = None, delay_ms: float = 0.0) -> None:
+    def __init__(
+        self, cpus: list[int] | None = None, delay_ms: float = 0.0, stdlib: bool = False
+    ) -> None:
         command = [*procs.pin_prefix(cpus), sys.executable, "-m", "tools.bench.fast_receiver",
-                   "--port", "0", "--delay-ms", str(delay_ms)]
+                   "--port", "0", "--delay-ms", str(delay_ms), *(["--stdlib"] if stdlib else [])]
         root = Path(__file__).resolve().parents[2]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
                                          cwd=str(root), stdin=subprocess.DEVNULL)
@@ -310,7 +319,7 @@ def run_variant(layer: Path, python: str, variant: Variant, stream: Stream, tmp:
                            "env": dict(variant.env)}
     if variant.pinned and not pinned:
         row["note"] = "could not pin (needs 2 CPUs and taskset): ran unpinned"
-    with FastReceiver(side_cpus, variant.receiver_delay_ms) as receiver, \
+    with FastReceiver(side_cpus, variant.receiver_delay_ms, variant.stdlib_receiver) as receiver, \
             FakeLambdaApi() as fake:
         receiver.reset(stream.records)
         port = procs.free_port()

@@ -32,7 +32,8 @@ Usage::
 limit_cpu=False, log_format="Text", log_level=None, function_name="demo",
 function_version="$LATEST", region="us-east-1", account_id="123456789012", telemetry="full",
 freeze=True, managed_instances=False, max_concurrency=2, init_timeout_s=10.0,
-shutdown_timeout_s=2.0, runtime_shutdown_s=0.3, delivery=None, inherit_env=False)``
+shutdown_timeout_s=2.0, runtime_shutdown_s=0.3, delivery=None, inherit_env=False,
+snapstart=False, snapshot_freeze_s=1.0, tenant_id=None)``
 
 * ``layer_dir``: an unpacked layer; every executable in ``<layer_dir>/extensions/`` is started
   (sorted by name) with the layer laid at that directory (no ``/opt`` needed) and its
@@ -54,7 +55,20 @@ shutdown_timeout_s=2.0, runtime_shutdown_s=0.3, delivery=None, inherit_env=False
 * ``freeze``: SIGSTOP every process between invocations (ignored with managed instances).
 * ``managed_instances``: Lambda Managed Instances rules (``AWS_LAMBDA_INITIALIZATION_TYPE=
   lambda-managed-instances``, ``AWS_LAMBDA_MAX_CONCURRENCY=max_concurrency``, SHUTDOWN-only
-  extensions, Telemetry schema ``2025-01-29`` only, no freeze, concurrent ``invoke`` calls).
+  extensions, Telemetry schema ``2025-01-29`` only, no freeze, concurrent ``invoke`` calls, no
+  ``platform.runtimeDone``, a ``platform.report`` with ``durationMs`` only).
+* ``snapstart``: SnapStart (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``): init, then the
+  snapshot — every process stays frozen — and at the next invoke a restore after
+  ``snapshot_freeze_s``: the TCP connections the processes had open to the outside world are
+  destroyed (a real restore leaves them dead; see ``snapstart``), then ``platform.restoreStart``,
+  ``platform.restoreRuntimeDone`` and ``platform.restoreReport``, and the first ``platform.report``
+  carries ``restoreDurationMs``. The role's credentials come from a local endpoint
+  (``AWS_CONTAINER_CREDENTIALS_FULL_URI`` + ``AWS_CONTAINER_AUTHORIZATION_TOKEN``) instead of
+  ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``. ``sb.restores`` lists
+  :class:`RestoreResult` records.
+* ``tenant_id``: tenant isolation — the one tenant this environment serves: the runtime gets
+  ``Lambda-Runtime-Aws-Tenant-Id`` with every invocation (awslambdaric's JSON logs then carry
+  ``tenantId``), and ``platform.start`` and ``platform.report`` carry ``tenantId``.
 * ``delivery``: :class:`DeliveryPolicy` for telemetry pushes (tries, per-try timeout, backoff).
 * ``inherit_env``: start processes from this process's environment instead of a minimal one.
 
@@ -68,7 +82,8 @@ What a test can inspect:
   order; ``sb.delivery_stats()`` — per subscriber: batches, sizes, failed tries, drops.
 * ``sb.registrations``, ``sb.telemetry_subscriptions``, ``sb.errors`` (init/exit/invocation
   errors reported or detected), ``sb.api_calls``, ``sb.init_results``, ``sb.invocations``,
-  ``sb.resets`` (teardowns after a timeout/crash/failed init), ``sb.shutdown_result``,
+  ``sb.resets`` (teardowns after a timeout/crash/failed init), ``sb.restores``,
+  ``sb.shutdown_result``,
   ``sb.pids()``, ``sb.frozen``.
 
 Command line: ``python -m tools.lambda_sandbox --layer DIR --handler app.handler --code DIR
@@ -89,6 +104,7 @@ from .results import (
     InvokeResult,
     OutputLine,
     Registration,
+    RestoreResult,
     ShutdownResult,
     SubscriptionRecord,
 )
@@ -106,6 +122,7 @@ __all__ = [
     "InvokeResult",
     "OutputLine",
     "Registration",
+    "RestoreResult",
     "Sandbox",
     "ShutdownResult",
     "SubscriptionRecord",

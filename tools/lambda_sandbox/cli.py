@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--telemetry", choices=("full", "not-supported"), default="full")
     parser.add_argument("--no-freeze", action="store_true", help="do not SIGSTOP between invokes")
     parser.add_argument("--managed-instances", action="store_true")
+    parser.add_argument("--snapstart", action="store_true",
+                        help="SnapStart: snapshot after init, restore at the first invoke")
+    parser.add_argument("--snapshot-freeze", type=float, default=1.0, metavar="S",
+                        help="with --snapstart: how long the snapshot stays frozen")
+    parser.add_argument("--tenant-id", metavar="ID",
+                        help="tenant isolation: the tenant this environment serves")
     parser.add_argument("--function-name", default="demo")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--quiet", action="store_true", help="do not print process output")
@@ -93,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                           limit_cpu=args.memory is not None and not args.no_cpu_limit,
                           log_format=args.log_format, log_level=args.log_level,
                           function_name=args.function_name, telemetry=args.telemetry,
-                          freeze=not args.no_freeze, managed_instances=args.managed_instances)
+                          freeze=not args.no_freeze, managed_instances=args.managed_instances,
+                          snapstart=args.snapstart, snapshot_freeze_s=args.snapshot_freeze,
+                          tenant_id=args.tenant_id)
     except CpuShareUnavailable as exc:
         print(f"sandbox: {exc} (--no-cpu-limit)", file=sys.stderr)
         return 2
@@ -118,8 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n in range(1, args.invocations + 1):
             if n > 1 and args.pause:
                 time.sleep(args.pause)
+            restored = len(sb.restores)
             r = sb.invoke(event)
             failures += r.status != "success"
+            for restore in sb.restores[restored:]:
+                print(f"RESTORE after {restore.frozen_s:.1f} s frozen: "
+                      f"{restore.broken}/{restore.connections} connections destroyed, "
+                      f"duration={restore.duration_ms:.1f} ms")
             print(f"INVOKE {n} {r.request_id} status={r.status} "
                   f"response={_ms(r.response_ms)} duration={r.duration_ms:.1f} ms "
                   f"post-runtime extensions={_ms(r.post_runtime_extensions_ms)}"

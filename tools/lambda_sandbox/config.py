@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,9 +35,12 @@ ENV_TELEMETRY_LOG_FD = "_LAMBDA_TELEMETRY_LOG_FD"
 ENV_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
 ENV_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
 ENV_SESSION_TOKEN = "AWS_SESSION_TOKEN"
+ENV_CONTAINER_CREDENTIALS_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+ENV_CONTAINER_AUTHORIZATION_TOKEN = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
 
 INIT_TYPE_ON_DEMAND = "on-demand"
 INIT_TYPE_MANAGED_INSTANCES = "lambda-managed-instances"
+INIT_TYPE_SNAP_START = "snap-start"
 
 LOG_FORMATS = ("Text", "JSON")
 TELEMETRY_MODES = ("full", "not-supported")
@@ -53,7 +57,7 @@ RESERVED_VARIABLES = {
     ENV_DEFAULT_REGION: "region=",
     ENV_LOG_FORMAT: "log_format=",
     ENV_LOG_LEVEL: "log_level=",
-    ENV_INIT_TYPE: "managed_instances=",
+    ENV_INIT_TYPE: "managed_instances= or snapstart=",
     ENV_MAX_CONCURRENCY: "managed_instances= and max_concurrency=",
     ENV_LOG_GROUP: "(set by the sandbox)",
     ENV_LOG_STREAM: "(set by the sandbox)",
@@ -74,6 +78,8 @@ FAKE_CREDENTIALS = {
 }
 
 SAMPLE_FUNCTION_DIR = Path(__file__).resolve().parent / "sample_function"
+# Where the sandbox serves the role's credentials in SnapStart mode (on its API server).
+CREDENTIALS_PATH = "/2021-04-23/credentials"
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,13 @@ class SandboxConfig:
     runtime_shutdown_s: float = 0.3
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     inherit_env: bool = False
+    snapstart: bool = False
+    snapshot_freeze_s: float = 1.0
+    # Tenant isolation: the one tenant this environment serves (None: not a tenant-isolated
+    # function).
+    tenant_id: str | None = None
+    # The token the credentials endpoint wants (SnapStart): new for every sandbox.
+    credentials_token: str = field(default_factory=lambda: secrets.token_hex(16))
 
     def __post_init__(self) -> None:
         if self.log_format not in LOG_FORMATS:
@@ -179,6 +192,12 @@ class SandboxConfig:
             raise ValueError("memory_mb must be between 128 and 10240, as in Lambda")
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if self.snapstart and self.managed_instances:
+            raise ValueError("snapstart and managed_instances exclude each other, as in Lambda")
+        if not (self.snapshot_freeze_s >= 0 and math.isfinite(self.snapshot_freeze_s)):
+            raise ValueError("snapshot_freeze_s must be a non-negative number of seconds")
+        if self.tenant_id is not None and not (0 < len(self.tenant_id) <= 256):
+            raise ValueError("tenant_id must be 1 to 256 characters, as in Lambda")
         if self.layer_dir is not None and not Path(self.layer_dir).is_dir():
             raise ValueError(f"layer_dir {self.layer_dir} is not a directory")
         if not self.function.resolved_code_dir().is_dir():
@@ -192,7 +211,9 @@ class SandboxConfig:
 
     @property
     def initialization_type(self) -> str:
-        return INIT_TYPE_MANAGED_INSTANCES if self.managed_instances else INIT_TYPE_ON_DEMAND
+        if self.managed_instances:
+            return INIT_TYPE_MANAGED_INSTANCES
+        return INIT_TYPE_SNAP_START if self.snapstart else INIT_TYPE_ON_DEMAND
 
     @property
     def function_arn(self) -> str:
@@ -212,19 +233,27 @@ class SandboxConfig:
             return self.log_level.upper()
         return "INFO" if self.log_format == "JSON" else None
 
-    def _base_environment(self) -> dict[str, str]:
+    def _base_environment(self, runtime_api: str) -> dict[str, str]:
         if self.inherit_env:
             base = dict(os.environ)
         else:
             base = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")}
         base.setdefault("LANG", "en_US.UTF-8")
         base.setdefault("TZ", ":UTC")
-        base.update(FAKE_CREDENTIALS)
+        if self.snapstart:
+            # SnapStart: the role's credentials come from a local endpoint, not variables
+            # (keys in a snapshot would outlive their expiry).
+            for name in FAKE_CREDENTIALS:
+                base.pop(name, None)
+            base[ENV_CONTAINER_CREDENTIALS_URI] = f"http://{runtime_api}{CREDENTIALS_PATH}"
+            base[ENV_CONTAINER_AUTHORIZATION_TOKEN] = self.credentials_token
+        else:
+            base.update(FAKE_CREDENTIALS)
         return base
 
     def lambda_environment(self, runtime_api: str) -> dict[str, str]:
         """The variables every Lambda process (runtime and extensions) sees."""
-        env = self._base_environment()
+        env = self._base_environment(runtime_api)
         env.update(
             {
                 ENV_RUNTIME_API: runtime_api,

@@ -13,6 +13,9 @@ the telemetry hub, and moves them through Lambda's phases:
   ``/event/next`` again; then ``platform.report`` and freeze (SIGSTOP) until the next invoke.
   A timeout or crash tears down with a SHUTDOWN (``timeout``/``failure``) and the next invoke
   initialises a fresh environment.
+* **restore** (``snapstart=True``) — after init the environment stays frozen (the snapshot);
+  the next invoke first restores it: the processes' connections to the outside world are
+  destroyed, the processes resume, and the restore events are emitted (see ``snapstart``).
 * **shutdown** — the runtime gets SIGTERM (SIGKILL after ``runtime_shutdown_s``), extensions
   registered for SHUTDOWN get the event with ``deadlineMs`` = now + 2 s, and whatever is
   still running at the deadline is SIGKILLed.
@@ -33,8 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import platform_events
-from .config import DeliveryPolicy, FunctionSpec, SandboxConfig
+from . import platform_events, snapstart
+from .config import (
+    CREDENTIALS_PATH,
+    FAKE_CREDENTIALS,
+    DeliveryPolicy,
+    FunctionSpec,
+    SandboxConfig,
+)
 from .cpu_share import CpuCgroup, CpuLimit
 from .extensions_api import EVENT_INVOKE, EVENT_SHUTDOWN, ExtensionsAPI, FunctionMetadata
 from .log_records import strip_newline, to_record
@@ -47,13 +56,14 @@ from .results import (
     InvokeResult,
     OutputLine,
     Registration,
+    RestoreResult,
     ShutdownResult,
     SubscriptionRecord,
 )
 from .runtime_api import Invocation, RuntimeAPI
-from .server import ApiServer, Router
+from .server import ApiRequest, ApiResponse, ApiServer, Router, error_response, json_response
 from .telemetry import TelemetryAPI, TelemetryHub
-from .timeutil import epoch_ms, ms_between, wall_from_monotonic
+from .timeutil import epoch_ms, iso, ms_between, wall_from_monotonic
 
 log = logging.getLogger("lambda_sandbox")
 
@@ -121,6 +131,9 @@ class Sandbox:
         runtime_shutdown_s: float = 0.3,
         delivery: DeliveryPolicy | None = None,
         inherit_env: bool = False,
+        snapstart: bool = False,
+        snapshot_freeze_s: float = 1.0,
+        tenant_id: str | None = None,
     ) -> None:
         self.config = SandboxConfig(
             layer_dir=Path(layer_dir).resolve() if layer_dir is not None else None,
@@ -144,6 +157,9 @@ class Sandbox:
             runtime_shutdown_s=runtime_shutdown_s,
             delivery=delivery or DeliveryPolicy(),
             inherit_env=inherit_env,
+            snapstart=snapstart,
+            snapshot_freeze_s=snapshot_freeze_s,
+            tenant_id=tenant_id,
         )
         # What tests inspect. Lists are appended from several threads (appends are atomic).
         self.function_output: list[str] = []
@@ -156,6 +172,7 @@ class Sandbox:
         self.init_results: list[InitResult] = []
         self.invocations: list[InvokeResult] = []
         self.resets: list[ShutdownResult] = []
+        self.restores: list[RestoreResult] = []
         self.shutdown_result: ShutdownResult | None = None
 
         self._cond = threading.Condition()
@@ -166,6 +183,8 @@ class Sandbox:
         self._runtime: ManagedProcess | None = None
         self._extensions: dict[str, ManagedProcess] = {}
         self._pending_init_ms: float | None = None
+        self._pending_restore_ms: float | None = None
+        self._snapshot_taken = False  # snapstart: init done, the next invoke restores
         self._log_stream = (f"{time.strftime('%Y/%m/%d', time.gmtime())}"
                             f"/[{self.config.function_version}]{uuid.uuid4().hex}")
 
@@ -300,7 +319,23 @@ class Sandbox:
         router.add("POST", r"/2018-06-01/runtime/invocation/(?P<request_id>[^/]+)/error",
                    rt.error)
         router.add("POST", r"/2018-06-01/runtime/init/error", rt.post_init_error)
+        router.add("GET", r"/2018-06-01/runtime/restore/next", rt.restore_next)
+        router.add("POST", r"/2018-06-01/runtime/restore/error", rt.post_restore_error)
+        router.add("GET", CREDENTIALS_PATH, self._credentials)
         return router
+
+    def _credentials(self, request: ApiRequest) -> ApiResponse:
+        """SnapStart's credentials endpoint: the role's (fake) keys, for the right token."""
+        if not self.config.snapstart:
+            return error_response(404, "NotFound", "credentials are in the environment")
+        if request.header("Authorization") != self.config.credentials_token:
+            return error_response(401, "Unauthorized", "invalid authorization token")
+        return json_response(200, {
+            "AccessKeyId": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "SecretAccessKey": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            "Token": FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+            "Expiration": iso(time.time() + 6 * 3600).replace(".000Z", "Z"),
+        })
 
     def _extensions_dir(self) -> Path | None:
         if self.config.layer_dir is None:
@@ -412,7 +447,8 @@ class Sandbox:
             self._extensions_api.close_registration()
             self._runtime_api.in_init = False
             states = self._extensions_api.states
-        if cfg.freeze:
+        freeze = cfg.freeze or cfg.snapstart  # the snapshot holds the environment stopped
+        if freeze:
             # Every extension already called /event/next: nothing reaches a listener from now
             # on until the next thaw, as in Lambda.
             self.hub.pause()
@@ -425,8 +461,9 @@ class Sandbox:
         self.hub.end_init()
         self._pending_init_ms = duration_ms
         self._state = "ready"
-        if cfg.freeze:
+        if freeze:
             self._freeze()
+        self._snapshot_taken = cfg.snapstart
         return InitResult(True, duration_ms, timings["registered"], timings["ready"], None,
                           phase, timings["runtime_ready"])
 
@@ -538,6 +575,8 @@ class Sandbox:
                                           0.0, None, None, init_result)
                     self.invocations.append(result)
                     return result
+            if self._snapshot_taken:
+                self._restore()
             self._thaw()
             runtime = self._runtime
             assert runtime is not None
@@ -586,6 +625,7 @@ class Sandbox:
             cognito_identity=(json.dumps(cognito_identity)
                               if cognito_identity is not None else None),
             created_at=time.monotonic(),
+            tenant_id=cfg.tenant_id,
         )
 
     def _dispatch(self, invocation: Invocation) -> dict[str, int]:
@@ -594,7 +634,7 @@ class Sandbox:
         cfg = self.config
         self.hub.emit("platform.start", platform_events.start(
             request_id=invocation.request_id, version=cfg.function_version,
-            tracing=invocation.tracing))
+            tracing=invocation.tracing, tenant_id=invocation.tenant_id))
         invoke_event = {
             "eventType": EVENT_INVOKE,
             "deadlineMs": invocation.deadline_ms,
@@ -654,8 +694,14 @@ class Sandbox:
             error_type=measured.error_type, duration_ms=measured.duration_ms,
             memory_size_mb=cfg.memory_mb,
             max_memory_used_mb=sum(p.peak_rss_mb() for p in self._processes()),
-            init_duration_ms=self._pending_init_ms)
+            init_duration_ms=self._pending_init_ms,
+            restore_duration_ms=self._pending_restore_ms,
+            tenant_id=invocation.tenant_id)
         self._pending_init_ms = None
+        self._pending_restore_ms = None
+        if cfg.managed_instances:
+            # Managed Instances report the duration only (and there is no freeze to follow).
+            report["metrics"] = {"durationMs": report["metrics"]["durationMs"]}
         freeze_now = outcome == "done" and cfg.freeze
         if freeze_now:
             self.hub.pause()
@@ -730,6 +776,8 @@ class Sandbox:
 
     def _emit_runtime_done(self, invocation: Invocation, status: str, error_type: str | None,
                            t0: float, duration_ms: float) -> None:
+        if self.config.managed_instances:
+            return  # Lambda Managed Instances send no platform.runtimeDone
         finished_at = invocation.finished_at
         produced = len(invocation.response) if invocation.response is not None else None
         self.hub.emit("platform.runtimeDone", platform_events.runtime_done(
@@ -738,6 +786,76 @@ class Sandbox:
             response_start=wall_from_monotonic(finished_at) if finished_at else None,
             response_latency_ms=ms_between(t0, finished_at) if finished_at else None,
             response_duration_ms=0.0))
+
+    # ------------------------------------------------------------------ restore
+
+    def _restore(self) -> None:
+        """Resume the snapshot taken after init: a long freeze, dead connections, the restore
+        events; the first report then bills the restore instead of the init."""
+        cfg = self.config
+        self._snapshot_taken = False
+        # The snapshot sits in storage: the processes stay stopped meanwhile (time passing, not
+        # a wait for anything).
+        time.sleep(cfg.snapshot_freeze_s)
+        outside = self._connections_to_the_outside()
+        broken = sum(1 for connection in outside if snapstart.destroy(connection))
+        if broken < len(outside):
+            log.warning("restore: %d of %d connections could not be destroyed (%s)",
+                        len(outside) - broken, len(outside),
+                        snapstart.can_break_connections() or "ss -K failed")
+        t0 = time.monotonic()
+        self._thaw()
+        self.hub.emit("platform.restoreStart", platform_events.restore_start(
+            runtime_version=platform_events.runtime_version(cfg.function.python),
+            runtime_version_arn=f"arn:aws:lambda:{cfg.region}::runtime:sandbox",
+            function_name=cfg.function_name, function_version=cfg.function_version))
+        status, error_type = self._await_restored(t0 + cfg.init_timeout_s)
+        self.hub.emit("platform.restoreRuntimeDone",
+                      platform_events.restore_runtime_done(status=status, error_type=error_type))
+        duration_ms = ms_between(t0, time.monotonic())
+        self.hub.emit("platform.restoreReport", platform_events.restore_report(
+            status=status, duration_ms=duration_ms, error_type=error_type))
+        if status != "success":
+            log.warning("restore failed: %s (%s)", status, error_type)
+        self._pending_init_ms = None  # init ran before the snapshot: not billed here
+        self._pending_restore_ms = duration_ms
+        self.restores.append(RestoreResult(cfg.snapshot_freeze_s, len(outside), broken,
+                                           duration_ms, time.time()))
+        log.debug("restored after %.1f s: %d of %d connections destroyed",
+                  cfg.snapshot_freeze_s, broken, len(outside))
+
+    def _await_restored(self, deadline: float) -> tuple[str, str | None]:
+        """Answer the runtime's ``/restore/next`` and wait until it is back at
+        ``/invocation/next`` (after its after-restore hooks); ``(status, errorType)``."""
+        runtime = self._runtime
+        with self._cond:
+            self._runtime_api.release_restore()
+            while True:
+                if self._runtime_api.restore_error is not None:
+                    return "error", self._runtime_api.restore_error["errorType"]
+                if self._runtime_api.waiting > 0:
+                    return "success", None
+                if runtime is None or runtime.exited.is_set():
+                    return "failure", "Runtime.ExitError"
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return "timeout", "Sandbox.Timedout"
+                self._cond.wait(min(remaining, 0.5))
+
+    def _connections_to_the_outside(self) -> list[snapstart.Connection]:
+        """The environment's TCP connections to anything but itself and Lambda: the sandbox's
+        API server and its telemetry pushes (Lambda's own, inside the environment) survive a
+        restore. A server the sandbox's process happens to run too (a test's) is outside."""
+        pids = list(self.pids().values())
+        own = os.getpid()
+        servers = snapstart.listening_ports([own]) - {self._server_port()}
+        inside = {c.local for c in snapstart.established(pids)}
+        inside.update(c.local for c in snapstart.established([own])
+                      if c.local[1] not in servers)
+        return [c for c in snapstart.established(pids) if c.remote not in inside]
+
+    def _server_port(self) -> int:
+        return int(self.runtime_api.rsplit(":", 1)[1])
 
     # ------------------------------------------------------------------ freeze
 

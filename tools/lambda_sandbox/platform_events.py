@@ -79,8 +79,13 @@ def init_report(*, initialization_type: str, phase: str, status: str, duration_m
     return _with_error(record, status, error_type)
 
 
-def start(*, request_id: str, version: str, tracing: Tracing) -> dict[str, Any]:
-    return {"requestId": request_id, "version": version, "tracing": tracing.for_platform()}
+def start(*, request_id: str, version: str, tracing: Tracing,
+          tenant_id: str | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {"requestId": request_id, "version": version,
+                              "tracing": tracing.for_platform()}
+    if tenant_id is not None:  # tenant isolation: start and report name the tenant
+        record["tenantId"] = tenant_id
+    return record
 
 
 def runtime_done(*, request_id: str, status: str, error_type: str | None, tracing: Tracing,
@@ -108,7 +113,11 @@ def runtime_done(*, request_id: str, status: str, error_type: str | None, tracin
 
 def report(*, request_id: str, status: str, error_type: str | None, duration_ms: float,
            memory_size_mb: int, max_memory_used_mb: int,
-           init_duration_ms: float | None) -> dict[str, Any]:
+           init_duration_ms: float | None,
+           restore_duration_ms: float | None = None,
+           tenant_id: str | None = None) -> dict[str, Any]:
+    """The first report after a SnapStart restore carries the restore's duration (and its
+    billed part) instead of an init duration."""
     metrics: dict[str, Any] = {
         "durationMs": round(duration_ms, 3),
         "billedDurationMs": max(1, math.ceil(duration_ms)),
@@ -117,8 +126,32 @@ def report(*, request_id: str, status: str, error_type: str | None, duration_ms:
     }
     if init_duration_ms is not None:
         metrics["initDurationMs"] = round(init_duration_ms, 3)
+    if restore_duration_ms is not None:
+        metrics["restoreDurationMs"] = round(restore_duration_ms, 3)
+        metrics["billedRestoreDurationMs"] = max(1, math.ceil(restore_duration_ms))
     record: dict[str, Any] = {"requestId": request_id, "metrics": metrics}
+    if tenant_id is not None:
+        record["tenantId"] = tenant_id
     return _with_error(record, status, error_type)
+
+
+def restore_start(*, runtime_version: str, runtime_version_arn: str, function_name: str,
+                  function_version: str) -> dict[str, Any]:
+    return {
+        "runtimeVersion": runtime_version,
+        "runtimeVersionArn": runtime_version_arn,
+        "functionName": function_name,
+        "functionVersion": function_version,
+    }
+
+
+def restore_runtime_done(*, status: str, error_type: str | None = None) -> dict[str, Any]:
+    return _with_error({}, status, error_type)
+
+
+def restore_report(*, status: str, duration_ms: float,
+                   error_type: str | None = None) -> dict[str, Any]:
+    return _with_error({"metrics": {"durationMs": round(duration_ms, 3)}}, status, error_type)
 
 
 def extension(*, name: str, state: str, events: list[str],

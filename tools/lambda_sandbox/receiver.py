@@ -6,7 +6,10 @@ headers, body — gunzipped when ``Content-Encoding: gzip`` — and the time), a
 Its behaviour can be scripted while it runs with ``POST /__control`` and a JSON list of
 responses to give next, e.g. ``[{"status": 503, "times": 2}, {"status": 429,
 "retry_after": "1"}, {"delay": 3}]``; after the script, 200 again. ``--print`` echoes each
-received log entry in a readable line (the demo uses it).
+received log entry in a readable line (the demo uses it). ``--strict`` makes it a strict JSON
+receiver, as many log backends are: a body that is not JSON (``NaN``, ``Infinity``, invalid
+UTF-8) is answered 400 and recorded with ``"refused": true``. Each recorded request names the
+client's port (``peer_port``), so a test can tell a fresh connection from a kept-alive one.
 
 ``Receiver`` (below) starts and stops it from a test, by PID, in bounded time.
 """
@@ -27,11 +30,25 @@ from typing import Any
 from urllib.request import Request, urlopen
 
 
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strictly_json(body: bytes) -> bool:
+    """Whether a strict parser takes ``body``: UTF-8 JSON, no NaN/Infinity."""
+    try:
+        json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
 class _State:
-    def __init__(self, record: Path, echo: bool, max_body: int = 0) -> None:
+    def __init__(self, record: Path, echo: bool, max_body: int = 0, strict: bool = False) -> None:
         self.record = record
         self.echo = echo
         self.max_body = max_body
+        self.strict = strict
         self.lock = threading.Lock()
         self.script: list[dict[str, Any]] = []
 
@@ -65,6 +82,14 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
             if state.max_body and length > state.max_body:
                 self._answer(413, b"request entity too large")
                 return
+            if state.strict:
+                plain = body
+                if self.headers.get("Content-Encoding", "").lower() == "gzip":
+                    plain = gzip.decompress(body)
+                if not strictly_json(plain):
+                    self._record(body, refused=True)
+                    self._answer(400, b'{"error":"the body is not valid JSON"}')
+                    return
             step = state.next_response()
             if step.get("reset"):
                 # Close without answering: the client sees a connection reset / EOF.
@@ -82,18 +107,21 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._answer(200, b"receiver")
 
-        def _record(self, body: bytes) -> None:
+        def _record(self, body: bytes, refused: bool = False) -> None:
             raw = body
             if self.headers.get("Content-Encoding", "").lower() == "gzip":
                 body = gzip.decompress(body)
-            entry = {
+            entry: dict[str, Any] = {
                 "time": time.time(),
                 "method": self.command,
                 "path": self.path,
                 "headers": dict(self.headers.items()),
                 "body": body.decode("utf-8", "replace"),
                 "wire_bytes": len(raw),
+                "peer_port": self.client_address[1],
             }
+            if refused:
+                entry["refused"] = True
             with state.lock, state.record.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(entry) + "\n")
             if state.echo:
@@ -125,8 +153,9 @@ def _echo(body: bytes) -> None:
               f"{message[:150]}", flush=True)
 
 
-def serve(port: int, record: Path, echo: bool = False, max_body: int = 0) -> None:
-    state = _State(record, echo, max_body)
+def serve(port: int, record: Path, echo: bool = False, max_body: int = 0,
+          strict: bool = False) -> None:
+    state = _State(record, echo, max_body, strict)
     server = ThreadingHTTPServer(("127.0.0.1", port), _handler(state))
     server.daemon_threads = True
     print(f"LISTENING {server.server_address[1]}", flush=True)
@@ -136,12 +165,13 @@ def serve(port: int, record: Path, echo: bool = False, max_body: int = 0) -> Non
 class Receiver:
     """A receiver process owned by a test: start, read what it recorded, script it, stop."""
 
-    def __init__(self, directory: Path, python: str = sys.executable, max_body: int = 0) -> None:
+    def __init__(self, directory: Path, python: str = sys.executable, max_body: int = 0,
+                 strict: bool = False) -> None:
         self.record = directory / f"received-{os.getpid()}-{id(self)}.jsonl"
         self.record.touch()
         self._process = subprocess.Popen(
             [python, __file__, "--port", "0", "--record", str(self.record),
-             "--max-body", str(max_body)],
+             "--max-body", str(max_body), *(["--strict"] if strict else [])],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -154,12 +184,18 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.port}/ingest"
 
     def requests(self) -> list[dict[str, Any]]:
+        """Every request recorded (accepted ones, and with ``strict`` the refused ones)."""
         lines = self.record.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
+    def refused(self) -> list[dict[str, Any]]:
+        """The requests a ``strict`` receiver refused (400) for a body that is not JSON."""
+        return [r for r in self.requests() if r.get("refused")]
+
     def entries(self) -> list[dict[str, Any]]:
-        """Every log entry received, in arrival order."""
-        return [entry for r in self.requests() for entry in json.loads(r["body"])["logs"]]
+        """Every log entry received (and accepted), in arrival order."""
+        return [entry for r in self.requests() if not r.get("refused")
+                for entry in json.loads(r["body"])["logs"]]
 
     def script(self, steps: list[dict[str, Any]]) -> None:
         control = f"http://127.0.0.1:{self.port}/__control"
@@ -191,9 +227,11 @@ def main() -> None:
     parser.add_argument("--record", type=Path, required=True)
     parser.add_argument("--print", dest="echo", action="store_true", help="echo received entries")
     parser.add_argument("--max-body", type=int, default=0, help="answer 413 above this many bytes")
+    parser.add_argument("--strict", action="store_true",
+                        help="answer 400 to a body that is not strict JSON (NaN, bad UTF-8)")
     args = parser.parse_args()
     try:
-        serve(args.port, args.record, args.echo, args.max_body)
+        serve(args.port, args.record, args.echo, args.max_body, args.strict)
     except KeyboardInterrupt:
         pass
 

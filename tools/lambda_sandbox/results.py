@@ -55,6 +55,21 @@ class InvokeResult:
 
 
 @dataclass(frozen=True)
+class RestoreResult:
+    """One SnapStart restore (``snapstart=True``): the environment was kept frozen for
+    ``frozen_s`` after init, then resumed. ``connections``: the TCP connections its processes
+    had open to the outside world; ``broken``: how many of them were destroyed (all of them
+    where the machine allows, see ``snapstart.can_break_connections``). ``duration_ms``: the
+    restore as ``platform.restoreReport`` reports it."""
+
+    frozen_s: float
+    connections: int
+    broken: int
+    duration_ms: float
+    time: float
+
+
+@dataclass(frozen=True)
 class ShutdownResult:
     """One shutdown (spindown, or the reset after a timeout or crash).
 

@@ -7,6 +7,11 @@ Headers and answers follow AWS's Runtime Interface Emulator (what awslambdaric e
 ``{"status":"OK"}``; an unknown request id gets 400 ``InvalidRequestID``, a call out of turn 403
 ``InvalidStateTransition``, a response over 6 MB 413 ``RequestEntityTooLarge``.
 
+SnapStart (what awslambdaric does with ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``): after its
+init and before-snapshot hooks the runtime calls ``GET /restore/next``, which ends init and
+answers once the environment is restored (:meth:`RuntimeAPI.release_restore`); it then runs its
+after-restore hooks and calls ``/invocation/next`` (or ``POST /restore/error``).
+
 State is guarded by the sandbox's shared condition variable, like the Extensions API's.
 """
 
@@ -44,6 +49,7 @@ class Invocation:
     response: bytes | None = None
     error: Any = None
     error_type: str | None = None
+    tenant_id: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -65,6 +71,8 @@ class RuntimeAPI:
         self.ready_at: float | None = None
         self.waiting = 0
         self.init_error: dict[str, Any] | None = None
+        self.restored = False
+        self.restore_error: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- lifecycle side
     # Callers hold the shared condition.
@@ -77,6 +85,13 @@ class RuntimeAPI:
         self.ready_at = None
         self.waiting = 0
         self.init_error = None
+        self.restored = False
+        self.restore_error = None
+        self._cond.notify_all()
+
+    def release_restore(self) -> None:
+        """The environment is restored: answer the runtime's ``/restore/next``."""
+        self.restored = True
         self._cond.notify_all()
 
     def submit(self, invocation: Invocation) -> None:
@@ -129,7 +144,33 @@ class RuntimeAPI:
             headers["Lambda-Runtime-Client-Context"] = invocation.client_context
         if invocation.cognito_identity:
             headers["Lambda-Runtime-Cognito-Identity"] = invocation.cognito_identity
+        if invocation.tenant_id:
+            headers["Lambda-Runtime-Aws-Tenant-Id"] = invocation.tenant_id
         return ApiResponse(200, invocation.payload, headers, caller="runtime")
+
+    def restore_next(self, request: ApiRequest) -> ApiResponse:
+        """SnapStart: init is done (take the snapshot); answer once restored."""
+        with self._cond:
+            generation = self._generation
+            if self.ready_at is None:
+                self.ready_at = time.monotonic()
+            self._cond.notify_all()
+            while not self.restored and generation == self._generation and not self._closed:
+                self._cond.wait()
+            if generation != self._generation or not self.restored:
+                return error_response(500, "InternalServerError", "Internal Server Error",
+                                      caller="runtime")
+        return json_response(200, {}, caller="runtime")
+
+    def post_restore_error(self, request: ApiRequest) -> ApiResponse:
+        """SnapStart: the runtime's after-restore hooks failed."""
+        body, error_type = self._error_document(request)
+        with self._cond:
+            self.restore_error = {"errorType": error_type, "body": body}
+            self._cond.notify_all()
+        self._on_error(ErrorRecord("runtime", "function", "restore/error", error_type, body,
+                                   time.time()))
+        return json_response(202, {"status": "OK"}, caller="runtime")
 
     def _in_flight_for(self, request: ApiRequest) -> tuple[Invocation | None,
                                                            ApiResponse | None]:

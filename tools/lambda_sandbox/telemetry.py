@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from . import platform_events
 from .config import DeliveryPolicy
 from .delivery import Buffering, Destination, Gate, Subscriber
+from .log_records import encode_event
 from .results import DeliveryStats, SubscriptionRecord
 from .server import ApiRequest, ApiResponse, error_response
 from .timeutil import iso
@@ -155,7 +156,7 @@ class TelemetryHub:
     def emit(self, event_type: str, record: Any, epoch_s: float | None = None) -> None:
         """Emit one event now (``epoch_s`` overrides its ``time``)."""
         event = {"time": iso(epoch_s), "type": event_type, "record": record}
-        encoded = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        encoded = encode_event(event)
         category = event_type.split(".", 1)[0]
         with self._lock:
             self.events.append(event)

@@ -10,6 +10,7 @@ canonicalise to the same string.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import random
@@ -43,12 +44,19 @@ TOKENS = st.one_of(st.none(), st.text(st.sampled_from(list("AQoDYXdzEPT/+=012345
                                       min_size=1, max_size=40))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def frozen_botocore_clock() -> Iterator[None]:
-    """botocore reads the time itself: pin it to NOW for the whole module."""
+@contextlib.contextmanager
+def frozen_clock() -> Iterator[None]:
+    """botocore reads the time itself: pin it to NOW (the fuzz suite runs these tests too)."""
     moment = datetime.datetime.fromtimestamp(NOW, datetime.timezone.utc).replace(tzinfo=None)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(botocore_auth, "get_current_datetime", lambda *a, **k: moment)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def frozen_botocore_clock() -> Iterator[None]:
+    """For the whole module."""
+    with frozen_clock():
         yield
 
 
