@@ -178,6 +178,9 @@ class Extension:
                     worker.start()
                     self.worker, self.progress = worker, progress
                 except Exception as exc:  # the listener counts what it cannot hand on
+                    # start_delivery may have connected the listener to a worker that never ran:
+                    # what it would queue there would be lost uncounted.
+                    self.listener.deliver_to(None, None)
                     log.error(
                         f"could not start delivery: {type(exc).__name__}: {exc}; logs will NOT "
                         "be forwarded"

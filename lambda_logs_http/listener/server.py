@@ -173,12 +173,13 @@ class TelemetryListener:
 
     def deliver_to(
         self,
-        sink: Callable[[list[dict[str, object]], int], bool],
-        progress: InvocationProgress,
+        sink: Callable[[list[dict[str, object]], int], bool] | None,
+        progress: InvocationProgress | None,
         wake_sink: Callable[[], None] | None = None,
     ) -> None:
         """Where parsed pushes go, when that was not known at construction; call it before
-        ``end_deferral`` (see ``__init__`` for the arguments)."""
+        ``end_deferral`` (see ``__init__`` for the arguments). ``None``: delivery could not
+        start, and what comes is counted as ``not_started``."""
         self._sink, self._progress, self._wake_sink = sink, progress, wake_sink
 
     def defer_pushes(self, on_full: Callable[[], None] | None = None) -> None:
