@@ -148,6 +148,31 @@ def test_each_invocation_is_delivered_before_it_is_released(
         assert result.post_runtime_extensions_ms < 400
 
 
+def test_what_init_logged_is_delivered_before_the_first_invocation_is_released(
+    run: Callable[..., Sandbox], receiver: Receiver
+) -> None:
+    """Pushes that come during init are kept unparsed until the first event: they go out
+    first, before that invocation is released."""
+    sandbox = run()
+    result = sandbox.invoke({"n": 1})
+    got = messages(receiver)  # frozen now: this arrived before release
+    assert "init line" in got and f"END RequestId: {result.request_id}" in got
+    assert got.index("init line") < got.index("line-1-0")
+
+
+def test_a_shutdown_right_after_init_delivers_what_init_logged(
+    run: Callable[..., Sandbox], receiver: Receiver
+) -> None:
+    """No invocation at all: delivery starts with the SHUTDOWN event, in time for its
+    deadline."""
+    sandbox = run()
+    shutdown = sandbox.shutdown()
+    assert shutdown.exit_codes["lambda-logs-http"] == 0 and not shutdown.killed
+    assert "init line" in messages(receiver)
+    summary = [line for line in sandbox.extension_output if "shutdown summary" in line]
+    assert len(summary) == 1 and "dropped=0" in summary[0], sandbox.extension_output
+
+
 def test_shutdown_delivers_the_last_report_and_prints_a_summary(
     run: Callable[..., Sandbox], receiver: Receiver
 ) -> None:
