@@ -12,7 +12,7 @@ shutdown, ``abort_send`` when that deadline is reached, and ``stop``: the sender
 first, then the worker keeps everything left — the batch that was in flight included — on disk.
 
 The parts (the transformer and the transport, whose imports are heavy) are built on the worker
-thread once the gate opens, i.e. after the cold start's critical path.
+thread as it starts, which the extension does only once init has ended (``lifecycle``).
 """
 
 from __future__ import annotations
@@ -136,7 +136,6 @@ class DeliveryWorker:
         self._parts: Parts | None = None
         self._thread: threading.Thread | None = None
         self._sender: threading.Thread | None = None
-        self._gate: threading.Event | None = None
         self._stopped = False
         self._sender_stopping = False
         self._holding_back = False  # the worker leaves pushes queued until the sender makes room
@@ -156,12 +155,10 @@ class DeliveryWorker:
         """Have the worker take what was submitted with ``wake=False``."""
         self._inbox.wake()
 
-    def start(self, gate: threading.Event | None = None) -> None:
-        """Start the threads; with a ``gate`` they build their parts (heavy imports) only once
-        the gate opens."""
+    def start(self) -> None:
+        """Start the worker thread, which builds the parts and then starts the sender."""
         if self._thread is not None:
             raise RuntimeError("worker already started")
-        self._gate = gate
         self._thread = threading.Thread(target=self._run, name="lambda-logs-http-worker")
         self._thread.start()
 
@@ -204,8 +201,6 @@ class DeliveryWorker:
         if not self._stopped:
             self._stopped = True
             self._inbox.signal(_STOP)
-            if self._gate is not None:
-                self._gate.set()
         self._thread.join(max(0.0, timeout))
         return not self._thread.is_alive()
 
@@ -218,8 +213,6 @@ class DeliveryWorker:
     # -- the worker thread --------------------------------------------------------------------
 
     def _run(self) -> None:
-        if self._gate is not None:
-            self._gate.wait()
         parts = self._parts = self._build()
         self._built.set()
         if parts is not None:

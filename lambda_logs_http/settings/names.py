@@ -72,8 +72,9 @@ AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 AWS_LAMBDA_INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
 # The value of AWS_LAMBDA_INITIALIZATION_TYPE on Lambda Managed Instances.
 MANAGED_INSTANCES = "lambda-managed-instances"
-# ...and with provisioned concurrency (initialized ahead of any invocation).
+# Its values where init runs ahead of any request (and, for SnapStart, into a snapshot).
 PROVISIONED_CONCURRENCY = "provisioned-concurrency"
+SNAP_START = "snap-start"
 # Lambda's log level for the function (advanced logging controls): HTTP_MIN_LEVEL's default.
 AWS_LAMBDA_LOG_LEVEL = "AWS_LAMBDA_LOG_LEVEL"
 # OpenTelemetry's service name, as its SDKs read it: the entries' service name when set.

@@ -7,7 +7,6 @@ import io
 import json
 import re
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,9 +162,7 @@ def test_the_worker_reports_a_compile_error_as_a_configuration_error(
         lambda: pytest.fail("no transport without a transformer"),  # type: ignore[arg-type,return-value]
         InvocationProgress(), stats,
     )  # fmt: skip
-    gate = threading.Event()
-    gate.set()
-    worker.start(gate)
+    worker.start()
     worker.submit([line("INFO", "x")])
     assert worker.stop(5.0)
     out = captured.getvalue()
