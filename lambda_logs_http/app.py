@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from .aws.credentials import CredentialsProvider
+    from .delivery.worker import DeliveryWorker
     from .http.transport import Transport
+    from .invocations import InvocationProgress
     from .lifecycle import Extension
     from .records.transform import Transformer
     from .settings.model import Settings
@@ -109,40 +111,52 @@ def build(
     registration: Registration,
     credentials: CredentialsProvider | None = None,
 ) -> Extension:
-    """The extension's parts, wired: the worker, the listener feeding it, and the bookkeeping
-    they share with the main thread. ``credentials``: the function's AWS credentials, for
+    """The extension's parts, wired: the listener now, and the worker with the bookkeeping it
+    shares with the main thread once init has ended (``start_delivery``, called by
+    ``Extension.open_gate``): until then only the listener runs, and neither ``threading`` nor
+    the delivery modules are imported. ``credentials``: the function's AWS credentials, for
     ``aws_sigv4``."""
-    from .delivery.worker import DeliveryWorker
-    from .invocations import InvocationProgress
     from .lifecycle import Extension
     from .listener.server import TelemetryListener
     from .stats import Stats
 
     stats = Stats()
-    progress = InvocationProgress()
-    worker = DeliveryWorker(
-        settings.batching,
-        settings.delivery,
-        settings.endpoint.timeout_seconds,
-        lambda: transformer(settings, registration),
-        lambda: transport(settings, credentials),
-        progress,
-        stats,
-    )
     listener = TelemetryListener(
         settings.telemetry.listener_port,
-        lambda events, body_bytes: worker.submit(events, body_bytes, wake=False),
-        progress,
+        None,  # see start_delivery
+        None,
         stats,
-        wake_sink=worker.wake,
         # Lambda pushes at most maxItems events; twice that leaves room for any rounding.
         max_events=2 * settings.telemetry.max_items,
     )
-    return Extension(settings, client, listener, worker, progress, stats)
+
+    def start_delivery() -> tuple[DeliveryWorker, InvocationProgress]:
+        from .delivery.worker import DeliveryWorker
+        from .invocations import InvocationProgress
+
+        progress = InvocationProgress()
+        worker = DeliveryWorker(
+            settings.batching,
+            settings.delivery,
+            settings.endpoint.timeout_seconds,
+            lambda: transformer(settings, registration),
+            lambda: transport(settings, credentials),
+            progress,
+            stats,
+        )
+        listener.deliver_to(
+            lambda events, body_bytes: worker.submit(events, body_bytes, wake=False),
+            progress,
+            wake_sink=worker.wake,
+        )
+        return worker, progress
+
+    return Extension(settings, client, listener, start_delivery, stats)
 
 
 def transformer(settings: Settings, registration: Registration) -> Transformer:
     """Built on the worker thread (``json``, ``re``): the entries' fixed context."""
+    from .records import options
     from .records.formats import encoder_class
     from .records.transform import EntryContext, Transformer, architecture
 
@@ -154,9 +168,11 @@ def transformer(settings: Settings, registration: Registration) -> Transformer:
         lambda_env.region,
         architecture(),
     )
-    encoder = encoder_class(settings.batching.output_format)(context)
     return Transformer(
-        context, attribute_requests=not lambda_env.managed_instances, encoder=encoder
+        context,
+        attribute_requests=not lambda_env.managed_instances,
+        encoder=encoder_class(settings.batching.output_format)(context),
+        screen=options.build(settings.records),  # ConfigError: reported by the worker
     )
 
 

@@ -1,10 +1,12 @@
 """The main thread: subscribe, wait for events, hold each invocation for its logs, shut down.
 
-1. (``app`` has read the settings and registered.) Bind the listener, start the listener and
-   worker threads, subscribe to the Telemetry API.
-2. Loop on ``/event/next``. After each INVOKE, wait until that request's logs are delivered (or a
-   bound is reached) *before* asking for the next event, because asking is what lets Lambda
-   freeze the environment.
+1. (``app`` has read the settings and registered.) Bind the listener, start its thread,
+   subscribe to the Telemetry API. Until init has ended (the first event) nothing else runs:
+   the function's runtime is starting on the same share of CPU (see ``open_gate``).
+2. Loop on ``/event/next``. With the first event, start delivery (the worker and sender
+   threads). After each INVOKE, wait until that request's logs are delivered (or a bound is
+   reached) *before* asking for the next event, because asking is what lets Lambda freeze the
+   environment.
 3. On SHUTDOWN, deliver what is left before the deadline, stop and join the threads, print one
    summary line and exit 0.
 
@@ -15,6 +17,7 @@ deployment fails loudly).
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 import time
@@ -24,10 +27,12 @@ from .lambda_api import telemetry
 from .lambda_api.client import LocalHttpError
 from .lambda_api.events import INVOKE, SHUTDOWN
 from .lambda_api.extensions import ExtensionsApiError
+from .settings.names import MANAGED_INSTANCES, PROVISIONED_CONCURRENCY, SNAP_START
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Callable
 
     from .delivery.worker import DeliveryWorker
     from .invocations import InvocationProgress
@@ -43,6 +48,11 @@ SHUTDOWN_RESERVE_SECONDS = 0.1
 SPILL_RESERVE_SECONDS = 0.25
 # How long to wait at shutdown for the last invocation's platform.report to be pushed.
 REPORT_GRACE_SECONDS = 0.3
+# Where delivery starts before the first /event/next rather than with the first event: no
+# INVOKE comes (Managed Instances), or init is on no request's path, so the first invocation is
+# better off finding delivery ready (provisioned concurrency; SnapStart, whose snapshot is
+# taken after init).
+DELIVERY_BEFORE_FIRST_NEXT = (MANAGED_INSTANCES, PROVISIONED_CONCURRENCY, SNAP_START)
 
 
 def run_unconfigured(
@@ -60,24 +70,28 @@ def run_unconfigured(
 
 
 class Extension:
-    """A registered, configured extension: owns the listener and worker threads."""
+    """A registered, configured extension: owns the listener and worker threads.
+
+    ``start_delivery`` builds the worker (not started) and what it shares with the main thread,
+    and connects the listener to it; ``open_gate`` calls it once."""
 
     def __init__(
         self,
         settings: Settings,
         client: ExtensionsClient,
         listener: TelemetryListener,
-        worker: DeliveryWorker,
-        progress: InvocationProgress,
+        start_delivery: Callable[[], tuple[DeliveryWorker, InvocationProgress]],
         stats: Stats,
     ) -> None:
         self.settings = settings
         self.client = client
         self.listener = listener
-        self.worker = worker
-        self.progress = progress
         self.stats = stats
-        self.gate: threading.Event | None = None  # opened when the threads may do heavy imports
+        self.worker: DeliveryWorker | None = None  # from open_gate on
+        self.progress: InvocationProgress | None = None
+        self._start_delivery = start_delivery
+        self._gate_lock = _thread.allocate_lock()  # the main and the listener thread may open it
+        self._gate_opened = False
         self.telemetry_active = False
         self.last_request_id = ""
         self._released_early = 0  # invocations in a row released before their logs were sent
@@ -97,25 +111,19 @@ class Extension:
             self._stop_threads(time.monotonic() + 1.0)
 
     def _start(self) -> None:
-        """Bind, start the threads (the worker gated), subscribe: the work between register and
-        the first ``/event/next``, kept to modules that import in microseconds (see
-        ``open_gate``)."""
-        import threading
-
-        # A thread's own loop catches and logs its errors; anything that escapes one still goes
-        # through our log (one line, scrubbed of secrets), never a traceback on stderr.
-        threading.excepthook = _report_thread_error
+        """Bind, start the listener, subscribe: the work between register and the first
+        ``/event/next``, kept to the listener's few modules (see ``open_gate``)."""
         telemetry_settings = self.settings.telemetry
-        self.gate = threading.Event()
         self.listener.bind()
+        # Pushes that come during init are answered and kept as they came (see open_gate).
+        self.listener.defer_pushes(on_full=self.open_gate)
         # Subscribe only once the listener serves: the subscription makes Lambda start pushing,
         # and a push must be answered at once. AWS's emulator keeps one push in flight, drops
         # what comes meanwhile, and (managed-instances mode, ~1 run in 6) stalled the first
         # invoke for 29 s behind a push our listener was not yet ready to answer. So whatever
         # the listener needs before serving is on the cold-start path: it imports only
-        # ``select`` (see listener.loop). The worker stays gated (see open_gate).
+        # ``select`` (see listener.loop). Delivery starts later (see open_gate).
         self.listener.start()
-        self.worker.start(self.gate)
         self.listener.wait_serving(1.0)
         managed = self.settings.lambda_env.managed_instances
         body = telemetry.subscription_body(
@@ -146,19 +154,49 @@ class Extension:
             )
 
     def open_gate(self) -> None:
-        """Let the worker do its heavier imports (``json``, ``re``, ``socket``, ``ssl`` for
-        https...). Called right before the first ``/event/next``: Lambda counts everything
-        until then as the extension's init, and starts the function's runtime only after every
-        extension registered, so this work then overlaps the runtime's own init instead."""
-        if self.gate is not None:
-            self.gate.set()
+        """Start delivery: the worker and sender threads, which build their parts (the heavy
+        imports: ``threading``, ``json``, ``re``, ``socket``, ``ssl`` for https...). Called
+        once init has ended — with the first event, INVOKE or SHUTDOWN — and not at the first
+        ``/event/next``: after that call the extension's work still shares the function's CPU
+        with the runtime's own init (on a 128 MB function, 7 % of one CPU), so everything done
+        then delays the function's readiness. On Lambda Managed Instances, where no INVOKE
+        comes, and where init is ahead of any request (``DELIVERY_BEFORE_FIRST_NEXT``), it is
+        called before the first ``/event/next`` instead. The listener then parses the pushes it
+        kept meanwhile (it calls this itself if they grow large). Safe to call again, from any
+        thread."""
+        with self._gate_lock:
+            if not self._gate_opened:
+                self._gate_opened = True
+                try:
+                    import threading
+
+                    # A thread's own loop catches and logs its errors; anything that escapes
+                    # one still goes through our log (one line, scrubbed of secrets), never a
+                    # traceback on stderr.
+                    threading.excepthook = _report_thread_error
+                    worker, progress = self._start_delivery()
+                    worker.start()
+                    self.worker, self.progress = worker, progress
+                except Exception as exc:  # the listener counts what it cannot hand on
+                    # start_delivery may have connected the listener to a worker that never ran:
+                    # what it would queue there would be lost uncounted.
+                    self.listener.deliver_to(None, None)
+                    log.error(
+                        f"could not start delivery: {type(exc).__name__}: {exc}; logs will NOT "
+                        "be forwarded"
+                    )
+        self.listener.end_deferral()
 
     def _event_loop(self) -> int:
         delivery = self.settings.delivery
         margin = delivery.deadline_margin_ms / 1000.0
         budget = delivery.flush_budget_ms / 1000.0
         hold = self.telemetry_active and delivery.holds_invocations
-        self.open_gate()
+        lambda_env = self.settings.lambda_env
+        if lambda_env.managed_instances or (
+            lambda_env.initialization_type in DELIVERY_BEFORE_FIRST_NEXT
+        ):
+            self.open_gate()
         while True:
             try:
                 event = self.client.next_event()
@@ -166,11 +204,12 @@ class Extension:
                 log.error(f"event/next failed: {exc}; delivering what is left and exiting")
                 self._shutdown(time.monotonic() + 1.0, "")
                 return 1
+            self.open_gate()  # init has ended
             event_type = event.get("eventType")
             deadline = _monotonic_deadline(event.get("deadlineMs"), margin)
             if event_type == INVOKE:
                 request_id = str(event.get("requestId") or "")
-                if request_id and hold:
+                if request_id and hold and self.progress is not None:
                     self._wait_for_delivery(request_id, deadline, budget)
                 self.last_request_id = request_id
             elif event_type == SHUTDOWN:
@@ -185,6 +224,7 @@ class Extension:
         # before the register call (cold start).
         from .invocations import DEADLINE, DELIVERED
 
+        assert self.progress is not None and self.worker is not None
         started = time.monotonic()
         outcome = self.progress.wait(request_id, deadline, budget)
         held_ms = (time.monotonic() - started) * 1000
@@ -222,23 +262,25 @@ class Extension:
         What cannot be delivered in time goes to the spill directory (a reset keeps /tmp), so
         the end of the window is kept free for that: a send still in flight then is aborted.
         """
+        self.open_gate()
         keep_deadline = deadline - SHUTDOWN_RESERVE_SECONDS
         send_deadline = keep_deadline - SPILL_RESERVE_SECONDS
-        if self.telemetry_active and last_request_id:
+        if self.telemetry_active and last_request_id and self.progress is not None:
             # The last invocation's platform.report is pushed only after we called /event/next.
             grace = min(time.monotonic() + REPORT_GRACE_SECONDS, send_deadline)
             self.progress.wait_report(last_request_id, grace)
         self.listener.stop(timeout=0.5)
-        if not self.worker.flush(send_deadline):
+        if self.worker is not None and not self.worker.flush(send_deadline):
             self.worker.abort_send()
         self._stop_threads(keep_deadline)
         log.info(f"shutdown summary: {self.stats.summary()}")
 
     def _stop_threads(self, deadline: float) -> None:
         self.listener.stop(timeout=max(0.05, deadline - time.monotonic()))
-        if not self.worker.stop(max(0.05, deadline - time.monotonic())):
+        worker = self.worker
+        if worker is not None and not worker.stop(max(0.05, deadline - time.monotonic())):
             # Stuck beyond an abort (e.g. in a connect): what it holds is lost; say so.
-            pending = self.worker.pending_records()
+            pending = worker.pending_records()
             self.stats.drop("shutdown_stuck_send", pending)
             log.error(f"the worker did not stop in time; {pending} records are lost")
             log.info(f"shutdown summary: {self.stats.summary()}")

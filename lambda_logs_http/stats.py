@@ -1,21 +1,24 @@
-"""Counters that account for every record: received, delivered, retried, spilled, dropped.
+"""Counters that account for every record: received, delivered, retried, spilled, dropped,
+filtered.
 
 Written by several threads (listener, worker, main); a lock keeps the arithmetic exact, which
-matters because the shutdown summary promises that the numbers add up.
+matters because the shutdown summary promises that the numbers add up. The lock is
+``_thread``'s: the listener counts during init, before ``threading`` is imported.
 """
 
 from __future__ import annotations
 
-import threading
+import _thread
 
 
 class Stats:
     """Thread-safe record counters. ``dropped`` maps a reason to a count."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self.received = 0
         self.skipped = 0
+        self.filtered = 0  # left out on purpose: HTTP_MIN_LEVEL, HTTP_INCLUDE/EXCLUDE_PATTERN
         self.delivered = 0
         self.retried = 0
         self.batches = 0
@@ -49,6 +52,6 @@ class Stats:
                 f"dropped={dropped}"
                 + (f" ({reasons})" if reasons else "")
                 + f" spilled={self.spilled} on_disk={self.on_disk} truncated={self.truncated}"
-                + f" skipped={self.skipped} batches={self.batches}"
+                + f" skipped={self.skipped} filtered={self.filtered} batches={self.batches}"
                 + (f" resent={self.resent}" if self.resent else "")
             )

@@ -22,7 +22,9 @@ from __future__ import annotations
 import itertools
 import os
 
+from .. import log
 from ..records.timestamps import utc_now_iso
+from ..settings.names import HTTP_MAX_BATCH_BYTES, HTTP_MAX_BATCH_RECORDS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,6 +74,8 @@ class Framing:
         max_batch_records: int = 0,
     ) -> None:
         self.name = name
+        self.max_batch_bytes = max_batch_bytes  # the receiver's limits per request (0: none)
+        self.max_batch_records = max_batch_records
         self.content_type = content_type
         self.head = head
         self.separator = separator
@@ -82,8 +86,6 @@ class Framing:
         self.query = query
         self.max_entry_bytes = max_entry_bytes
         self.encoder = encoder
-        self.max_batch_bytes = max_batch_bytes
-        self.max_batch_records = max_batch_records
         self._stamped = STAMP in tail
         # The body's bytes around the entries (the stamp counted at its fixed length).
         self.overhead = len(head) + len(tail) + (STAMP_CHARS - len(STAMP) if self._stamped else 0)
@@ -172,14 +174,6 @@ class Framing:
             return truncate_entry(entry, max_chars)
         return self.encoder.truncate(entry, max_chars)
 
-    def clamp(self, max_bytes: int, max_records: int) -> tuple[int, int]:
-        """The configured batch limits, lowered to what the format's receiver takes."""
-        if self.max_batch_bytes:
-            max_bytes = min(max_bytes, self.max_batch_bytes)
-        if self.max_batch_records:
-            max_records = min(max_records, self.max_batch_records)
-        return max_bytes, max_records
-
     def entry_limit(self, max_bytes: int) -> int:
         """The largest entry a batch of ``max_bytes`` can hold in this format."""
         limit = max_bytes - self.overhead
@@ -262,6 +256,20 @@ class Batcher:
     """Holds the batch being filled; hands back batches as they become full."""
 
     def __init__(self, max_bytes: int, max_records: int, framing: Framing = SEED) -> None:
+        """``max_bytes``/``max_records``: the settings', clamped to the format's receiver's
+        documented limits (Datadog: 5 MB, 1000 logs), once, with a line saying so."""
+        clamped = []
+        if framing.max_batch_bytes and max_bytes > framing.max_batch_bytes:
+            max_bytes = framing.max_batch_bytes
+            clamped.append(f"{HTTP_MAX_BATCH_BYTES} to {max_bytes}")
+        if framing.max_batch_records and max_records > framing.max_batch_records:
+            max_records = framing.max_batch_records
+            clamped.append(f"{HTTP_MAX_BATCH_RECORDS} to {max_records}")
+        if clamped:
+            log.info(
+                f"batches limited to what the {framing.name} receiver takes per request: "
+                f"{' and '.join(clamped)}"
+            )
         self.max_bytes = max_bytes
         self.max_records = max_records
         self.framing = framing

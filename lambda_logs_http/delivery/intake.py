@@ -20,7 +20,7 @@ import time
 
 from .. import log
 from ..lambda_api.events import RUNTIME_DONE
-from ..records.transform import UNENCODABLE_REASON
+from ..records.transform import FILTERED, UNENCODABLE_REASON
 from .batching import SEED, Batch, Batcher, Framing
 
 TYPE_CHECKING = False
@@ -68,11 +68,14 @@ class Intake:
         now = self._clock()
         encode = self._transformer.encode
         runtime_done = False
+        filtered = 0
         for event in events:
             entry = encode(event)
             if not entry:  # None: skipped on purpose; UNENCODABLE (""): lost, count and report
                 if entry is None:
                     self._stats.add("skipped")
+                elif entry is FILTERED:
+                    filtered += 1
                 else:
                     self._ledger.dropped_records(UNENCODABLE_REASON, 1)
                 continue
@@ -83,6 +86,8 @@ class Intake:
                 mark = request_id if isinstance(request_id, str) else ""
                 runtime_done = True
             self._enqueue(self.batcher.add(entry, now, mark))
+        if filtered:
+            self._stats.add("filtered", filtered)
         if self.batcher.truncated:
             count_truncated(self._stats, self.batcher.truncated, "larger than a whole batch")
             self.batcher.truncated = 0

@@ -12,7 +12,7 @@ shutdown, ``abort_send`` when that deadline is reached, and ``stop``: the sender
 first, then the worker keeps everything left — the batch that was in flight included — on disk.
 
 The parts (the transformer and the transport, whose imports are heavy) are built on the worker
-thread once the gate opens, i.e. after the cold start's critical path.
+thread as it starts, which the extension does only once init has ended (``lifecycle``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 
 from .. import log
 from ..lambda_api.events import RUNTIME_DONE
+from ..settings.parse import ConfigError
 from .inbox import Inbox, push_cost
 
 TYPE_CHECKING = False
@@ -87,15 +88,6 @@ def assemble(
 
     ledger = Ledger(stats, progress)
     framing = Framing.of(transformer.encoder)  # the output format's: batches, files, answers
-    max_bytes, max_records = framing.clamp(batching.max_bytes, batching.max_records)
-    if (max_bytes, max_records) != (batching.max_bytes, batching.max_records):
-        log.warning(
-            f"HTTP_FORMAT={framing.name}: its receiver takes at most {max_bytes:,} bytes and "
-            f"{max_records:,} records a request; the batch limits are lowered to those "
-            f"(HTTP_MAX_BATCH_BYTES={batching.max_bytes}, "
-            f"HTTP_MAX_BATCH_RECORDS={batching.max_records})"
-        )
-        batching = batching.replace(max_bytes=max_bytes, max_records=max_records)
     # Invalid files found there (or of another format) are moved aside, and their records
     # counted as dropped.
     spill = SpillStore(
@@ -108,6 +100,8 @@ def assemble(
             f"{spill.directory} by an earlier run; sending them first"
         )
     backlog = Backlog(spill, delivery.max_buffer_bytes, ledger)
+    if framing.query:
+        transport.add_query(framing.query)  # the format's, e.g. _bulk's filter_path
     sender = Sender(transport, batching, timeout_seconds, clock)
     sending = SendLoop(sender, backlog, ledger, stats, transformer, clock, now_epoch, rng)
     intake = Intake(batching, delivery.holds_invocations, transformer, backlog, sending, stats,
@@ -142,7 +136,6 @@ class DeliveryWorker:
         self._parts: Parts | None = None
         self._thread: threading.Thread | None = None
         self._sender: threading.Thread | None = None
-        self._gate: threading.Event | None = None
         self._stopped = False
         self._sender_stopping = False
         self._holding_back = False  # the worker leaves pushes queued until the sender makes room
@@ -162,12 +155,10 @@ class DeliveryWorker:
         """Have the worker take what was submitted with ``wake=False``."""
         self._inbox.wake()
 
-    def start(self, gate: threading.Event | None = None) -> None:
-        """Start the threads; with a ``gate`` they build their parts (heavy imports) only once
-        the gate opens."""
+    def start(self) -> None:
+        """Start the worker thread, which builds the parts and then starts the sender."""
         if self._thread is not None:
             raise RuntimeError("worker already started")
-        self._gate = gate
         self._thread = threading.Thread(target=self._run, name="lambda-logs-http-worker")
         self._thread.start()
 
@@ -210,8 +201,6 @@ class DeliveryWorker:
         if not self._stopped:
             self._stopped = True
             self._inbox.signal(_STOP)
-            if self._gate is not None:
-                self._gate.set()
         self._thread.join(max(0.0, timeout))
         return not self._thread.is_alive()
 
@@ -224,8 +213,6 @@ class DeliveryWorker:
     # -- the worker thread --------------------------------------------------------------------
 
     def _run(self) -> None:
-        if self._gate is not None:
-            self._gate.wait()
         parts = self._parts = self._build()
         self._built.set()
         if parts is not None:
@@ -336,6 +323,10 @@ class DeliveryWorker:
                 self._progress,
                 clock=self._clock,
             )
+        except ConfigError as exc:  # a setting only compiled here (records.options)
+            log.error(f"configuration error: {exc}")
+            log.error("logs will NOT be forwarded; the function keeps running normally")
+            return None
         except Exception as exc:  # a broken part must not kill the extension
             log.error(
                 f"cannot start delivery ({type(exc).__name__}: {exc}); logs will NOT be forwarded"

@@ -113,6 +113,22 @@ class ApiKeyAuth(Auth):
         return (self._header,)
 
 
+class SplunkAuth(Auth):
+    """``Authorization: Splunk <credentials>``: a Splunk HTTP Event Collector token."""
+
+    required = ("credentials",)
+    in_header = ("credentials",)
+
+    def __init__(self, credentials: str) -> None:
+        self._value = f"Splunk {credentials}"
+
+    def apply(self, headers: dict[str, str], request: Request = NO_REQUEST) -> None:
+        headers["Authorization"] = self._value
+
+    def secret_headers(self) -> tuple[str, ...]:
+        return ("Authorization",)
+
+
 class SigningFailed(OSError):
     """No signature could be made (the credentials endpoint did not answer...): an ``OSError``,
     so the transport treats it as a failed send and the batch is kept and retried."""
@@ -196,6 +212,7 @@ STRATEGIES: dict[str, type[Auth]] = {
     "basic": BasicAuth,
     "bearer": BearerAuth,
     "apikey": ApiKeyAuth,
+    "splunk": SplunkAuth,
     AWS_SIGV4: AwsSigV4Auth,
 }
 

@@ -90,6 +90,11 @@ class Transport:
     ) -> SendResult:
         raise NotImplementedError
 
+    def add_query(self, query: str) -> None:
+        """Add ``query`` (``name=value``) to the URL every request targets: what an output
+        format asks of its receiver (Elasticsearch's ``filter_path``). A name the URL already
+        sets is left as the user set it."""
+
     def close(self) -> None:
         """Release connections; safe to call twice."""
 
@@ -107,6 +112,9 @@ class HttpTransport(Transport):
         self._connection: Connection | None = None
         self._abort = Abort()
         self._connector = Connector(endpoint, self._tls_context() if endpoint.https else None)
+
+    def add_query(self, query: str) -> None:
+        self._target = with_query(self._target, query)
 
     def send(
         self, body: bytes, headers: dict[str, str], timeout: float, answer_limit: int = 0
@@ -441,3 +449,14 @@ class TestModeTransport(Transport):
             f"body={body.decode('ascii', 'replace')}",
         )
         return SendResult(True, 200)
+
+
+def with_query(target: str, query: str) -> str:
+    """``target`` (a path and maybe a query) with ``query`` added, unless it sets that name."""
+    if not query:
+        return target
+    name = query.split("=", 1)[0] + "="
+    path, _, existing = target.partition("?")
+    if any(part.startswith(name) for part in existing.split("&")):
+        return target
+    return f"{path}?{existing}&{query}" if existing else f"{path}?{query}"

@@ -26,6 +26,7 @@ from .timestamps import utc_now_iso
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .formats.base import Encoder
+    from .options import Screen
 
 __all__ = ["UNENCODABLE", "EntryContext", "Transformer", "architecture"]
 _OWN_LINE_PREFIX = log.PREFIX
@@ -33,6 +34,15 @@ UNENCODABLE = ""
 """What ``encode`` returns for an event that could not be encoded at all: the caller counts it
 as dropped (reason ``UNENCODABLE_REASON``). ``None`` means skipped on purpose."""
 UNENCODABLE_REASON = "unencodable"
+
+
+class _Filtered(str):
+    """The type of ``FILTERED``: an empty text that is not ``UNENCODABLE``."""
+
+
+FILTERED = _Filtered()
+"""What ``encode`` returns for a record left out by the filters (``options.Screen``): falsy
+like ``UNENCODABLE``, told apart by identity; the caller counts it as ``filtered``."""
 TENANT_KEY = "tenantId"
 # Request id -> tenant id, for the invocations still producing entries (a report arrives during
 # the next invocation; on Managed Instances several run at once).
@@ -50,23 +60,28 @@ class Transformer:
         context: EntryContext,
         attribute_requests: bool = True,
         encoder: Encoder | None = None,
+        screen: Screen | None = None,
     ) -> None:
         """``attribute_requests``: give function lines that name no request the id of the
         invocation in progress. Right on on-demand Lambda, which runs one invocation at a time
         and sends ``platform.start`` before and ``platform.runtimeDone`` after its output; wrong
         on Managed Instances, where invocations overlap (pass False there).
 
-        ``encoder``: the format's (default: ``formats.DEFAULT``'s)."""
+        ``encoder``: the format's (default: ``formats.DEFAULT``'s).
+
+        ``screen``: the filters and redaction (``options.build``), run on each record before
+        the encoder sees it, so every format writes only what they let through."""
         self._attribute_requests = attribute_requests
         self._current_request_id = ""
         self.encoder = encoder if encoder is not None else encoder_class(DEFAULT)(context)
         self._record = Record()
         self._tenants: dict[str, str] = {}
         self._warned_unencodable = False
+        self.screen = screen
 
     def encode(self, event: dict[str, object], _sanitized: bool = False) -> str | None:
-        """The entry for ``event``, None for events that are not forwarded, or
-        ``UNENCODABLE``. Never raises.
+        """The entry for ``event``, None for events that are not forwarded, ``FILTERED``,
+        or ``UNENCODABLE``. Never raises.
 
         Skipped: the extension's own ``[EXTENSION]`` lines, which come back to us as
         ``extension`` records (forwarding them would let every debug line cause another).
@@ -116,6 +131,8 @@ class Transformer:
             out.request_id = request_id
             out.tenant_id = tenant_id
             out.fields = fields
+            if self.screen is not None and not self.screen(out):
+                return FILTERED
             return encoder.entry(out)
         except Exception as exc:
             if _sanitized:

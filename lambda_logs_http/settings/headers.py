@@ -44,6 +44,7 @@ RESERVED = frozenset(
 _SET_BY_AUTH = {
     "basic": ("authorization",),
     "bearer": ("authorization",),
+    "splunk": ("authorization",),
     "aws_sigv4": (
         "authorization",
         "x-amz-date",

@@ -31,12 +31,14 @@ from .model import (
     COMPRESSIONS,
     FLUSH_STRATEGIES,
     FORMATS,
+    LEVELS,
     PERIODIC,
     Auth,
     Batching,
     Delivery,
     Endpoint,
     LambdaEnv,
+    Records,
     Settings,
     Telemetry,
 )
@@ -46,6 +48,7 @@ from .names import (
     AWS_LAMBDA_FUNCTION_NAME,
     AWS_LAMBDA_FUNCTION_VERSION,
     AWS_LAMBDA_INITIALIZATION_TYPE,
+    AWS_LAMBDA_LOG_LEVEL,
     AWS_REGION,
     AWS_SECRET_ACCESS_KEY,
     AWS_SESSION_TOKEN,
@@ -61,16 +64,22 @@ from .names import (
     HTTP_COMPRESSION_LEVEL,
     HTTP_DEADLINE_MARGIN_MS,
     HTTP_ENDPOINT,
+    HTTP_EXCLUDE_PATTERN,
     HTTP_EXTENSION_LOG_LEVEL,
+    HTTP_EXTRA_FIELDS,
     HTTP_FLUSH_BUDGET_MS,
     HTTP_FLUSH_STRATEGY,
     HTTP_FORMAT,
+    HTTP_INCLUDE_PATTERN,
     HTTP_LISTENER_PORT,
     HTTP_MAX_BATCH_BYTES,
     HTTP_MAX_BATCH_RECORDS,
     HTTP_MAX_BUFFER_BYTES,
     HTTP_MAX_SPILL_BYTES,
+    HTTP_MIN_LEVEL,
     HTTP_PROXY,
+    HTTP_REDACT,
+    HTTP_REDACT_PATTERNS,
     HTTP_SPILL_DIR,
     HTTP_STRICT_CONFIG,
     HTTP_TELEMETRY_MAX_BYTES,
@@ -82,6 +91,7 @@ from .names import (
     HTTP_TLS_VERIFY,
     HTTPS_PROXY,
     MANAGED_INSTANCES,
+    OTEL_SERVICE_NAME,
     SECRET_SETTINGS,
     SECRET_SUFFIXES,
 )
@@ -137,6 +147,14 @@ AUTH_FIELD_VARIABLES = {
 }
 # A SigV4 service or region name: lower-case letters, digits and dashes.
 _AWS_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+# HTTP_MIN_LEVEL's spellings beyond LEVELS (Python's logging names).
+LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+# The longest text of each setting that records.options compiles or parses: a regular
+# expression longer than this is a program, not a filter; HTTP_EXTRA_FIELDS is repeated in
+# every entry (records.options bounds its fields further).
+MAX_PATTERN_CHARS = 4_096
+MAX_REDACT_PATTERNS_CHARS = 16_384
+MAX_EXTRA_FIELDS_CHARS = 4_096
 
 
 def is_managed_instances(environ: Mapping[str, str]) -> bool:
@@ -192,6 +210,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         telemetry=_telemetry(env, warnings),
         delivery=_delivery(env, batching),
         lambda_env=_lambda_env(env),
+        records=_records(env, warnings),
         log_level=_log_level(env),
         strict=strict,
         warnings=tuple(warnings),
@@ -374,7 +393,66 @@ def _lambda_env(env: Mapping[str, str]) -> LambdaEnv:
         function_memory_size=int(memory) if memory.isascii() and memory.isdigit() else None,
         region=env.get(AWS_REGION, "") or env.get(AWS_DEFAULT_REGION, ""),
         managed_instances=is_managed_instances(env),
+        initialization_type=parse.text(env, AWS_LAMBDA_INITIALIZATION_TYPE),
     )
+
+
+def _records(env: Mapping[str, str], warnings: list[str]) -> Records:
+    """The filters, redaction and added fields: checked here as far as no import is needed."""
+    min_level, variable = _min_level(env, warnings)
+    return Records(
+        min_level=min_level,
+        min_level_variable=variable,
+        include_pattern=_bounded(env, HTTP_INCLUDE_PATTERN, MAX_PATTERN_CHARS),
+        exclude_pattern=_bounded(env, HTTP_EXCLUDE_PATTERN, MAX_PATTERN_CHARS),
+        redact=parse.boolean(env, HTTP_REDACT, True),
+        redact_patterns=_bounded(env, HTTP_REDACT_PATTERNS, MAX_REDACT_PATTERNS_CHARS),
+        extra_fields=_bounded(env, HTTP_EXTRA_FIELDS, MAX_EXTRA_FIELDS_CHARS),
+        service_name=parse.text(env, OTEL_SERVICE_NAME),
+    )
+
+
+def level_name(value: str) -> str | None:
+    """One of ``LEVELS`` for ``value`` (any case, ``WARNING`` and ``CRITICAL`` too), or None."""
+    name = value.strip().upper()
+    name = LEVEL_ALIASES.get(name, name)
+    return name if name in LEVELS else None
+
+
+def _min_level(env: Mapping[str, str], warnings: list[str]) -> tuple[str, str]:
+    """``(level, variable)``: ``HTTP_MIN_LEVEL``, else Lambda's ``AWS_LAMBDA_LOG_LEVEL`` (the
+    function's own log level, set with Lambda's advanced logging controls), else ``("", "")``:
+    every level is forwarded."""
+    raw = parse.text(env, HTTP_MIN_LEVEL)
+    if raw:
+        level = level_name(raw)
+        if level is None:
+            raise ConfigError(
+                HTTP_MIN_LEVEL, f"use one of {', '.join(LEVELS)}, got {parse.shown(raw)}"
+            )
+        return level, HTTP_MIN_LEVEL
+    raw = parse.text(env, AWS_LAMBDA_LOG_LEVEL)
+    if raw:
+        level = level_name(raw)
+        if level is not None:
+            return level, AWS_LAMBDA_LOG_LEVEL
+        # Lambda's own variable: not ours to refuse, but not a level we can filter by either.
+        warnings.append(
+            f"{AWS_LAMBDA_LOG_LEVEL}={parse.shown(raw)} is not a log level: every level is "
+            f"forwarded (set {HTTP_MIN_LEVEL} to filter)"
+        )
+    return "", ""
+
+
+def _bounded(env: Mapping[str, str], name: str, max_chars: int) -> str:
+    """The variable's text as it is ("" when unset or only white space), at most ``max_chars``
+    long. Not stripped: a regular expression's spaces are part of it."""
+    value = env.get(name, "")
+    if not value.strip():
+        return ""
+    if len(value) > max_chars:
+        raise ConfigError(name, f"is {len(value):,} characters long; at most {max_chars:,}")
+    return value
 
 
 def _log_level(env: Mapping[str, str]) -> str:

@@ -26,7 +26,10 @@ GZIP = "gzip"
 COMPRESSIONS = (NO_COMPRESSION, GZIP)
 # HTTP_FORMAT's values, the default first: records.formats.MODULES' keys (a unit test checks
 # they agree), named here so that reading the setting imports no format.
-FORMATS = ("seed", "ndjson", "otlp", "loki")
+FORMATS = ("seed", "ndjson", "otlp", "loki", "elasticsearch", "splunk_hec", "datadog")
+# The levels an entry can have, lowest first (``HTTP_MIN_LEVEL``; ``records.levels`` maps every
+# spelling a line may use onto these).
+LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 
 
 class Frozen:
@@ -196,7 +199,7 @@ class LambdaEnv(Frozen):
 
     __slots__ = (
         "function_name", "function_version", "function_memory_size", "region",
-        "managed_instances",
+        "managed_instances", "initialization_type",
     )  # fmt: skip
 
     function_name: str
@@ -204,14 +207,40 @@ class LambdaEnv(Frozen):
     function_memory_size: int | None
     region: str
     managed_instances: bool
+    initialization_type: str  # AWS_LAMBDA_INITIALIZATION_TYPE: on-demand, snap-start...
+
+
+class Records(Frozen):
+    """What is forwarded, and what every entry carries besides the record.
+
+    ``min_level`` is one of ``LEVELS`` ("" forwards every level), taken from
+    ``min_level_variable`` (``HTTP_MIN_LEVEL``, or Lambda's ``AWS_LAMBDA_LOG_LEVEL``).
+    The patterns and the JSON settings are kept as text: ``re`` and ``json`` are not imported
+    before register, so they are compiled and parsed on the worker thread
+    (``records.options.build``), which is also where their errors are found.
+    """
+
+    __slots__ = (
+        "min_level", "min_level_variable", "include_pattern", "exclude_pattern", "redact",
+        "redact_patterns", "extra_fields", "service_name",
+    )  # fmt: skip
+
+    min_level: str
+    min_level_variable: str
+    include_pattern: str  # "" when unset
+    exclude_pattern: str
+    redact: bool
+    redact_patterns: str  # HTTP_REDACT_PATTERNS' JSON text, "" when unset
+    extra_fields: str  # HTTP_EXTRA_FIELDS' JSON text, "" when unset
+    service_name: str  # OTEL_SERVICE_NAME, "" when unset (the function's name is used)
 
 
 class Settings(Frozen):
     """Everything the extension was configured with; ``warnings`` are printed once at start."""
 
     __slots__ = (
-        "endpoint", "auth", "batching", "telemetry", "delivery", "lambda_env", "log_level",
-        "strict", "warnings",
+        "endpoint", "auth", "batching", "telemetry", "delivery", "lambda_env", "records",
+        "log_level", "strict", "warnings",
     )  # fmt: skip
 
     endpoint: Endpoint
@@ -220,6 +249,7 @@ class Settings(Frozen):
     telemetry: Telemetry
     delivery: Delivery
     lambda_env: LambdaEnv
+    records: Records
     log_level: str
     strict: bool
     warnings: tuple[str, ...]

@@ -50,6 +50,14 @@ HTTP_TELEMETRY_MAX_ITEMS = "HTTP_TELEMETRY_MAX_ITEMS"
 HTTP_TELEMETRY_MAX_BYTES = "HTTP_TELEMETRY_MAX_BYTES"
 HTTP_TELEMETRY_TIMEOUT_MS = "HTTP_TELEMETRY_TIMEOUT_MS"
 
+# What is forwarded: filters, redaction, fields added to every entry.
+HTTP_MIN_LEVEL = "HTTP_MIN_LEVEL"
+HTTP_INCLUDE_PATTERN = "HTTP_INCLUDE_PATTERN"
+HTTP_EXCLUDE_PATTERN = "HTTP_EXCLUDE_PATTERN"
+HTTP_REDACT = "HTTP_REDACT"
+HTTP_REDACT_PATTERNS = "HTTP_REDACT_PATTERNS"  # a JSON array of regular expressions
+HTTP_EXTRA_FIELDS = "HTTP_EXTRA_FIELDS"  # a JSON object of static fields
+
 # The extension itself.
 HTTP_EXTENSION_LOG_LEVEL = "HTTP_EXTENSION_LOG_LEVEL"
 HTTP_STRICT_CONFIG = "HTTP_STRICT_CONFIG"
@@ -64,6 +72,13 @@ AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 AWS_LAMBDA_INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
 # The value of AWS_LAMBDA_INITIALIZATION_TYPE on Lambda Managed Instances.
 MANAGED_INSTANCES = "lambda-managed-instances"
+# Its values where init runs ahead of any request (and, for SnapStart, into a snapshot).
+PROVISIONED_CONCURRENCY = "provisioned-concurrency"
+SNAP_START = "snap-start"
+# Lambda's log level for the function (advanced logging controls): HTTP_MIN_LEVEL's default.
+AWS_LAMBDA_LOG_LEVEL = "AWS_LAMBDA_LOG_LEVEL"
+# OpenTelemetry's service name, as its SDKs read it: the entries' service name when set.
+OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
 # The function's role credentials, from the environment, or (SnapStart) from a local endpoint.
 AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
 AWS_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"

@@ -148,6 +148,31 @@ def test_each_invocation_is_delivered_before_it_is_released(
         assert result.post_runtime_extensions_ms < 400
 
 
+def test_what_init_logged_is_delivered_before_the_first_invocation_is_released(
+    run: Callable[..., Sandbox], receiver: Receiver
+) -> None:
+    """Pushes that come during init are kept unparsed until the first event: they go out
+    first, before that invocation is released."""
+    sandbox = run()
+    result = sandbox.invoke({"n": 1})
+    got = messages(receiver)  # frozen now: this arrived before release
+    assert "init line" in got and f"END RequestId: {result.request_id}" in got
+    assert got.index("init line") < got.index("line-1-0")
+
+
+def test_a_shutdown_right_after_init_delivers_what_init_logged(
+    run: Callable[..., Sandbox], receiver: Receiver
+) -> None:
+    """No invocation at all: delivery starts with the SHUTDOWN event, in time for its
+    deadline."""
+    sandbox = run()
+    shutdown = sandbox.shutdown()
+    assert shutdown.exit_codes["lambda-logs-http"] == 0 and not shutdown.killed
+    assert "init line" in messages(receiver)
+    summary = [line for line in sandbox.extension_output if "shutdown summary" in line]
+    assert len(summary) == 1 and "dropped=0" in summary[0], sandbox.extension_output
+
+
 def test_shutdown_delivers_the_last_report_and_prints_a_summary(
     run: Callable[..., Sandbox], receiver: Receiver
 ) -> None:
@@ -278,13 +303,23 @@ def test_malformed_pushes_are_refused_and_the_listener_keeps_working(
 ) -> None:
     port = free_port()
     sandbox = run({"HTTP_LISTENER_PORT": str(port)}, freeze=False)  # reachable between invokes
-    for body, expected in ((b"not json", 400), (b'{"a":1}', 400), (b"[1,2]", 200)):
+
+    def post(body: bytes) -> int:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         connection.request("POST", "/", body=body)
-        assert connection.getresponse().status == expected
+        status = connection.getresponse().status
         connection.close()
+        return status
+
+    # Until init has ended (the first event) a push is answered at once and parsed later.
+    assert post(b"not json during init") == 200
+    sandbox.invoke({"n": 8})
+    for body, expected in ((b"not json", 400), (b'{"a":1}', 400), (b"[1,2]", 200)):
+        assert post(body) == expected
     result = sandbox.invoke({"n": 9})
     assert f"END RequestId: {result.request_id}" in messages(receiver)
+    sandbox.shutdown()
+    assert "(malformed_push=3)" in all_output(sandbox)  # the one kept during init counted too
 
 
 def test_a_slow_receiver_holds_an_invocation_no_longer_than_the_budget(

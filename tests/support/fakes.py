@@ -47,14 +47,20 @@ class ScriptedTransport(Transport):
         self.send_seconds = send_seconds
         self.requests: list[dict[str, Any]] = []
         self.closed = False
+        self.query = ""
+
+    def add_query(self, query: str) -> None:
+        self.query = query
 
     def script(self, *answers: Any) -> None:
         self.answers.extend(answers)
 
-    def send(self, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
+    def send(self, body: bytes, headers: dict[str, str], timeout: float,
+             answer_limit: int = 0) -> SendResult:
         self.clock.advance(self.send_seconds)
         self.requests.append({"body": body, "headers": dict(headers), "timeout": timeout,
-                              "at": self.clock.now})
+                              "at": self.clock.now, "answer_limit": answer_limit,
+                              "query": self.query})
         answer = self.answers.popleft() if self.answers else 200
         if answer == "connection":
             self.requests[-1]["status"] = 0

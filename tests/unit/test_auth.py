@@ -24,6 +24,7 @@ BASE = {"HTTP_ENDPOINT": "https://x/"}
         (auth.BearerAuth("tok"), "Authorization", "Bearer tok"),
         (auth.ApiKeyAuth("k"), "X-API-Key", "k"),
         (auth.ApiKeyAuth("k", header_name="DD-API-KEY"), "DD-API-KEY", "k"),
+        (auth.SplunkAuth("hec-tok"), "Authorization", "Splunk hec-tok"),
     ],
 )
 def test_each_strategy_adds_its_header(strategy: auth.Auth, header: str, value: str) -> None:
@@ -40,6 +41,8 @@ def test_each_strategy_adds_its_header(strategy: auth.Auth, header: str, value: 
         ({"HTTP_AUTH_TYPE": "BEARER", "HTTP_AUTH_CREDENTIALS": "t0ken"}, "Authorization", "t0ken"),
         ({"HTTP_AUTH_TYPE": "apikey", "HTTP_AUTH_CREDENTIALS": "k3y",
           "HTTP_AUTH_HEADER_NAME": "DD-API-KEY"}, "DD-API-KEY", "k3y"),
+        ({"HTTP_AUTH_TYPE": "splunk", "HTTP_AUTH_CREDENTIALS": "12345678-hec-token"},
+         "Authorization", "12345678-hec-token"),
     ],
 )
 def test_the_settings_build_the_strategy_and_its_header_is_redacted(
@@ -53,7 +56,7 @@ def test_the_settings_build_the_strategy_and_its_header_is_redacted(
     assert secret in headers[header]
     shown = auth.redact_headers({**headers, "X-Other": "visible"}, strategy)
     assert secret not in repr(shown) and shown["X-Other"] == "visible"
-    assert shown[header] in ("***", "Basic ***", "Bearer ***")
+    assert shown[header] in ("***", "Basic ***", "Bearer ***", "Splunk ***")
 
 
 def test_none_adds_nothing() -> None:
@@ -176,3 +179,30 @@ def test_aws_sigv4_settings_errors_name_the_variable(
     with pytest.raises(ConfigError) as error:
         infer_sigv4_service(load({"HTTP_AUTH_TYPE": "aws_sigv4", "AWS_REGION": "eu-west-1", **env}))
     assert error.value.variable == variable and words in str(error.value)
+
+
+def test_the_splunk_token_is_shown_nowhere_test_mode_prints_headers() -> None:
+    """Test mode prints the request's headers: the HEC token is redacted, its scheme kept."""
+    import io
+
+    from lambda_logs_http import log
+    from lambda_logs_http.http.transport import TestModeTransport
+
+    token = "0f1e2d3c-hec-secret"
+    settings = load({**BASE, "HTTP_AUTH_TYPE": "splunk", "HTTP_AUTH_CREDENTIALS": token})
+    strategy = auth.build(settings.auth.kind, credentials=settings.auth.credentials)
+    stream = io.StringIO()
+    log.set_stream(stream)
+    try:
+        TestModeTransport(settings.endpoint, strategy).send(b"{}", {}, 1.0)
+    finally:
+        import sys
+
+        log.set_stream(sys.stdout)
+    assert "'Authorization': 'Splunk ***'" in stream.getvalue()
+    assert token not in stream.getvalue() and token not in repr(settings)
+
+
+def test_splunk_needs_its_token() -> None:
+    with pytest.raises(ConfigError, match="HTTP_AUTH_CREDENTIALS: is required when HTTP_AUTH_TYPE=splunk"):
+        load({**BASE, "HTTP_AUTH_TYPE": "splunk"})

@@ -98,7 +98,8 @@ class Rig:
     fake clock."""
 
     def __init__(self, tmp_path: Path, answers: list[Any] | None = None,
-                 send_seconds: float = 0.001, jitter: float = 1.0, **env: str) -> None:
+                 send_seconds: float = 0.001, jitter: float = 1.0,
+                 transformer: Transformer | None = None, **env: str) -> None:
         self.clock = FakeClock()
         self.transport = ScriptedTransport(self.clock, answers, send_seconds)
         self.settings = load({"HTTP_ENDPOINT": "http://receiver.test/ingest",
@@ -108,7 +109,8 @@ class Rig:
         self.pending: deque[list[dict[str, object]]] = deque()
         self.parts = assemble(
             self.settings.batching, self.settings.delivery,
-            self.settings.endpoint.timeout_seconds, Transformer(CONTEXT), self.transport,
+            self.settings.endpoint.timeout_seconds, transformer or Transformer(CONTEXT),
+            self.transport,
             self.stats, self.progress,
             clock=self.clock, now_epoch=lambda: 1_700_000_000.0, rng=lambda: jitter,
         )

@@ -83,7 +83,7 @@ def make_record(values: tuple[Any, ...]) -> Record:
     return out
 
 
-def decoded(name: str, body: bytes) -> list[Any]:
+def decoded(name: str, body: bytes, now_ns: int = NOW_NS) -> list[Any]:
     """The entries a receiver of format ``name`` takes from ``body``, in order."""
     if name == "seed":
         return list(json.loads(body)["logs"])
@@ -95,14 +95,31 @@ def decoded(name: str, body: bytes) -> list[Any]:
             return list(message.resource_logs[0].scope_logs[0].log_records)
         return list(json.loads(body)["resourceLogs"][0]["scopeLogs"][0]["logRecords"])
     if name == "loki":
-        return vendor_checks.loki(body, now_ns=NOW_NS)
+        return vendor_checks.loki(body, now_ns=now_ns)
+    if name == "elasticsearch":  # _bulk: an action line, then the document
+        lines = vendor_checks.ndjson(body)
+        assert all(line == {"create": {}} for line in lines[::2]), lines[:2]
+        return lines[1::2]
+    if name == "splunk_hec":  # concatenated event objects
+        text, decoder, out, at = body.decode(), json.JSONDecoder(), [], 0
+        while at < len(text):
+            value, at = decoder.raw_decode(text, at)
+            out.append(value)
+            while at < len(text) and text[at] in " \n":
+                at += 1
+        return out
+    if name == "datadog":
+        return list(json.loads(body))
     raise AssertionError(name)
 
 
 def messages_of(name: str, body: bytes) -> list[str]:
     """Each entry's readable text (a Loki line of a JSON record is its object's text)."""
-    if name in ("seed", "ndjson"):
+    if name in ("seed", "ndjson", "elasticsearch", "datadog"):
         return [e["message"] for e in decoded(name, body)]
+    if name == "splunk_hec":
+        events = [e["event"] for e in decoded(name, body)]
+        return [e if isinstance(e, str) else e["message"] for e in events]
     if name == "otlp":
         out = []
         for e in json.loads(body)["resourceLogs"][0]["scopeLogs"][0]["logRecords"]:
@@ -253,6 +270,7 @@ def test_a_formats_request_limits_lower_the_configured_ones(tmp_path: Path) -> N
                      Stats(), InvocationProgress())  # fmt: skip
     batcher = parts.intake.batcher
     assert (batcher.max_bytes, batcher.max_records) == (5_000, 3)
-    assert Framing.of(Capped(CONTEXT)).clamp(1_000, 10) == (1_000, 3)
-    plain = Framing.of(formats.encoder_class("ndjson")(CONTEXT))
-    assert plain.clamp(1_000_000, 10_000) == (1_000_000, 10_000)
+    smaller = Batcher(1_000, 10, Framing.of(Capped(CONTEXT)))
+    assert (smaller.max_bytes, smaller.max_records) == (1_000, 3)
+    plain = Batcher(1_000_000, 10_000, Framing.of(formats.encoder_class("ndjson")(CONTEXT)))
+    assert (plain.max_bytes, plain.max_records) == (1_000_000, 10_000)

@@ -1,4 +1,6 @@
-"""Nothing new may be imported before the register call: it delays every cold start.
+"""Nothing new may be imported before the register call (it delays every cold start), nor
+before the first ``/event/next`` beyond what the listener needs (it competes with the runtime's
+own init for the function's CPU).
 
 Lambda starts the function's runtime only once every extension registered, so each module the
 extension imports before its ``/extension/register`` request is added, whole, to the init of
@@ -6,7 +8,9 @@ every function that uses the layer (on a 128 MB function, at 7 % of a CPU). This
 real launcher (``bin/lambda-logs-http``, from a layer laid out in a temporary directory) against
 a fake Extensions API that accepts the register request and never answers it. While the
 extension waits for that answer, a SIGUSR1 makes it print ``sys.modules``; whatever is there
-beyond the interpreter's own start must be on the allow-lists below.
+beyond the interpreter's own start must be on the allow-lists below. The same is done while
+the extension waits for its first ``/event/next`` (register and subscribe answered): until init
+has ended only the listener runs, and it may add only ``AFTER_REGISTER_ALLOWED``.
 
 Changing the lists is allowed, deliberately: measure the module's cost first
 (``python3 -X importtime -I -S -c 'import MODULE'``), and prefer importing it after the register
@@ -58,6 +62,21 @@ PACKAGE_ALLOWED = {
 # interpreter is allowed too (it differs between Python versions). Listed for 3.9-3.13:
 # os -> os.path, posixpath, genericpath, stat, _stat, _collections_abc.
 STDLIB_ALLOWED = {"__future__", "_socket", "os"}
+# Between register and the first /event/next, with settings that need no AWS call and no
+# HTTP_HEADERS (those import json and more then: see docs/design.md): the listener and the
+# subscription. No threading, collections, json, re, socket, nor any delivery module: the worker
+# is built once init has ended. select and errno are built-in modules.
+AFTER_REGISTER_ALLOWED = {
+    "lambda_logs_http.lifecycle",
+    "lambda_logs_http.lambda_api.telemetry",
+    "lambda_logs_http.listener",
+    "lambda_logs_http.listener.server",
+    "lambda_logs_http.listener.loop",
+    "lambda_logs_http.listener.parser",
+    "lambda_logs_http.stats",
+    "select",
+    "errno",
+}
 
 # Prepended to the launcher's -c code by a stand-in interpreter. It imports nothing new: _signal
 # is a built-in module, and it is taken out of sys.modules again so that an import of it (or of
@@ -136,8 +155,38 @@ def _read_line_with(process: subprocess.Popen[bytes], marker: bytes, deadline: f
     raise AssertionError(f"no {marker!r} line from the extension; stderr so far: {seen[-2000:]!r}")
 
 
+def _read_request(conn: socket.socket, deadline: float) -> bytes:
+    """A whole request (head and Content-Length body): answering before the body is read
+    could reset the connection under the answer."""
+    data = _read_request_head(conn, deadline)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        conn.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head
+
+
 def modules_at_register(tmp_path: Path, env: dict[str, str], prefix: str = "") -> set[str]:
     """``sys.modules`` of the launched extension while its register request is unanswered."""
+    return _modules_while_waiting(tmp_path, env, prefix, b"POST /2020-01-01/extension/register ")
+
+
+def modules_at_first_next(tmp_path: Path, env: dict[str, str]) -> set[str]:
+    """``sys.modules`` while its first ``/event/next`` is unanswered (register and the
+    subscription answered)."""
+    return _modules_while_waiting(tmp_path, env, "", b"GET /2020-01-01/extension/event/next ")
+
+
+def _modules_while_waiting(tmp_path: Path, env: dict[str, str], prefix: str,
+                           held: bytes) -> set[str]:
     launcher, python = _layer(tmp_path, SNAPSHOT_ON_SIGUSR1 + prefix)
     deadline = time.monotonic() + TIMEOUT_S
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
@@ -154,13 +203,21 @@ def modules_at_register(tmp_path: Path, env: dict[str, str], prefix: str = "") -
         process = subprocess.Popen([str(launcher)], env=full_env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            conn, _ = server.accept()
-            with conn:
-                head = _read_request_head(conn, deadline)
-                assert head.startswith(b"POST /2020-01-01/extension/register "), head[:200]
-                # The extension now blocks reading the answer: nothing else can run.
-                process.send_signal(signal.SIGUSR1)
-                line = _read_line_with(process, b"GUARD-MODULES ", deadline)
+            while True:  # one connection per request (lambda_api.client)
+                conn, _ = server.accept()
+                with conn:
+                    head = _read_request(conn, deadline)
+                    if head.startswith(held):
+                        # The extension now blocks reading the answer; its main thread has
+                        # nothing more to import (the listener's thread already serves).
+                        process.send_signal(signal.SIGUSR1)
+                        line = _read_line_with(process, b"GUARD-MODULES ", deadline)
+                        break
+                    assert head.startswith((b"POST /2020-01-01/extension/register ",
+                                            b"PUT /2022-07-01/telemetry ")), head[:200]
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: guard-id\r\n"
+                                 b"Content-Type: application/json\r\nContent-Length: 2\r\n"
+                                 b"Connection: close\r\n\r\n{}")
         finally:
             process.kill()
             process.wait(TIMEOUT_S)
@@ -216,3 +273,31 @@ def test_the_guard_sees_an_import_before_register(tmp_path: Path) -> None:
     modules = modules_at_register(tmp_path, CONFIGS["minimal"], prefix="import json\n")
     assert {"json", "json.decoder"} <= _unexpected(modules)
     assert "lambda_logs_http.lambda_api.extensions" in modules
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("config", ["minimal", "everything set", "configuration error"])
+def test_until_the_first_event_next_only_the_listener_is_imported(
+    tmp_path: Path, config: str
+) -> None:
+    extra = _unexpected(modules_at_first_next(tmp_path, CONFIGS[config])) - AFTER_REGISTER_ALLOWED
+    assert extra == set(), (
+        f"imported before the first /event/next: {sorted(extra)}. Until init has ended the "
+        "extension shares the function's CPU with the runtime's init: import it once init has "
+        "ended (lifecycle.Extension.open_gate), or add it to AFTER_REGISTER_ALLOWED in this "
+        "test with its measured cost (see the module docstring)")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("initialization_type", ["provisioned-concurrency", "snap-start",
+                                                 "lambda-managed-instances"])
+def test_where_init_is_ahead_of_requests_delivery_starts_before_the_first_event_next(
+    tmp_path: Path, initialization_type: str
+) -> None:
+    """Provisioned concurrency and SnapStart run init before any request (SnapStart into its
+    snapshot), and Managed Instances send no INVOKE: there the first invocation is better off
+    finding delivery started."""
+    env = {**CONFIGS["minimal"], "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type}
+    modules = modules_at_first_next(tmp_path, env)
+    assert {"threading", "lambda_logs_http.delivery.worker",
+            "lambda_logs_http.invocations"} <= modules

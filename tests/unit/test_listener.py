@@ -13,6 +13,7 @@ import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -441,3 +442,117 @@ def test_a_request_dripped_a_byte_at_a_time_is_closed_at_the_limit(
                 break
         assert closed
         assert 0.9 < time.monotonic() - started < 2.5
+
+
+# -- during init: pushes answered at once and kept unparsed --------------------------------------
+
+
+def push_body(marker: str, request_id: str = "") -> bytes:
+    events: list[dict[str, object]] = [{"time": "t", "type": "function", "record": marker}]
+    if request_id:
+        events.append({"time": "t", "type": "platform.runtimeDone",
+                       "record": {"requestId": request_id, "status": "success"}})
+    return json.dumps(events).encode()
+
+
+def test_pushes_during_init_are_answered_and_kept_until_the_deferral_ends() -> None:
+    sink, progress, stats = Sink(), InvocationProgress(), Stats()
+    listener = TelemetryListener(0, sink, progress, stats)
+    listener.defer_pushes()
+    listener.bind()
+    listener.start()
+    try:
+        assert post(listener, push_body("one")) == 200
+        assert post(listener, push_body("two", request_id="r-1")) == 200
+        assert post(listener, push_body("one")) == 200  # sent again: taken once
+        assert post(listener, b"not json") == 200  # answered before it is parsed
+        assert sink.pushes == [] and stats.received == 0
+        assert stats.resent == 1
+        listener.end_deferral()
+        wait_until(lambda: len(sink.pushes) == 2)
+        assert post(listener, push_body("three")) == 200
+        wait_until(lambda: len(sink.pushes) == 3)
+    finally:
+        listener.stop()
+    assert [push[0]["record"] for push in sink.pushes] == ["one", "two", "three"]
+    assert stats.received == 4
+    assert stats.dropped == {"malformed_push": 1}  # counted once parsed; Lambda had its 200
+    assert progress.wait("r-1", deadline=time.monotonic() + 10, budget=0.0) == "budget"
+
+
+def test_pushes_kept_during_init_go_to_the_sink_when_the_listener_stops() -> None:
+    sink = Sink()
+    listener = TelemetryListener(0, sink, InvocationProgress(), Stats())
+    listener.defer_pushes()
+    listener.bind()
+    listener.start()
+    try:
+        assert post(listener, push_body("kept")) == 200
+    finally:
+        listener.stop()
+    assert [push[0]["record"] for push in sink.pushes] == ["kept"]
+
+
+def test_pushes_during_init_beyond_the_bound_end_the_deferral(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A function that logs a lot during init has its pushes parsed then, not held: past
+    ``DEFERRED_MAX_COST`` (bytes + 400 an event, at most) the listener stops deferring and
+    says so (the extension then starts delivery)."""
+    from lambda_logs_http.listener import server
+
+    body = push_body("x" * 1000)
+    cost = len(body) + 400 * body.count(b"{")
+    monkeypatch.setattr(server, "DEFERRED_MAX_COST", 2 * cost)
+    sink = Sink()
+    full: list[int] = []
+    listener = TelemetryListener(0, sink, InvocationProgress(), Stats())
+    listener.defer_pushes(on_full=lambda: full.append(len(sink.pushes)))
+    listener.bind()
+    listener.start()
+    try:
+        assert post(listener, body) == 200
+        assert post(listener, body.replace(b"x", b"y")) == 200
+        assert sink.pushes == [] and full == []
+        assert post(listener, body.replace(b"x", b"z")) == 200
+        assert full == [0]  # told before anything was parsed
+        assert len(sink.pushes) == 3  # the kept ones first, then this one, all parsed now
+        assert post(listener, body.replace(b"x", b"w")) == 200
+        assert len(sink.pushes) == 4
+    finally:
+        listener.stop()
+    assert [push[0]["record"][0] for push in sink.pushes] == ["x", "y", "z", "w"]
+
+
+def test_the_listener_imports_no_json_while_it_defers() -> None:
+    """During init the listener only answers: ``json`` (with ``re``, ``enum``...) is imported
+    once the deferral ends, when the function's runtime no longer needs the CPU."""
+    import subprocess
+    import sys
+
+    code = """
+import http.client, sys
+from lambda_logs_http.listener.server import TelemetryListener
+from lambda_logs_http.invocations import InvocationProgress
+from lambda_logs_http.stats import Stats
+pushes = []
+listener = TelemetryListener(0, lambda events, size: pushes.append(events) or True,
+                             InvocationProgress(), Stats())
+listener.defer_pushes()
+listener.bind()
+listener.start()
+assert listener.wait_serving(5)
+for n in range(3):
+    connection = http.client.HTTPConnection(listener.host, listener.port, timeout=5)
+    body = b'[{"time": "t", "type": "function", "record": "r%d"}]' % n
+    connection.request("POST", "/", body=body)
+    assert connection.getresponse().status == 200
+    connection.close()
+imported = "json" in sys.modules
+listener.stop()
+print(imported, len(pushes), "json" in sys.modules)
+"""
+    # http.client imports json's dependencies (re...) but not json itself.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, check=True, cwd=str(Path(__file__).resolve().parents[2]))
+    assert out.stdout.split() == ["False", "3", "True"], out.stderr

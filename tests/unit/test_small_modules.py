@@ -55,7 +55,7 @@ def test_stats_summary_adds_up() -> None:
     assert stats.dropped_total() == 3
     assert stats.summary() == (
         "received=10 delivered=7 retried=2 dropped=3 (http_400=2, shutdown=1) spilled=0 on_disk=0 truncated=0"
-        " skipped=0 batches=0"
+        " skipped=0 filtered=0 batches=0"
     )
 
 

@@ -6,10 +6,18 @@ awslambdaric's JSON logger sends) and platform events (start, runtimeDone, repor
 
     python -m tools.bench.encode_cost               # timeit: best of 15, µs per line
     python -m tools.bench.encode_cost --callgrind   # instructions per line (valgrind)
-    python -m tools.bench.encode_cost --callgrind --formats otlp,loki
-    python -m tools.bench.encode_cost --framing     # batching's cost per entry, per format
+    python -m tools.bench.encode_cost --modes off,redact --kinds text,secrets
+    python -m tools.bench.encode_cost --callgrind --modes redact --formats all
+    python -m tools.bench.encode_cost --framing --formats all   # the batching's cost per entry
 
-Each kind is measured in every output format (``HTTP_FORMAT``; ``--formats`` picks some).
+Each cell is also measured in each output format given (``--formats``, ``HTTP_FORMAT``'s
+values or ``all``; default ``seed``).
+
+A fifth kind, ``secrets``, is Text lines each holding a secret of one built-in kind (an access
+key id, a URL password, a bearer token, a JWT, ``password=``…). Each kind is measured in each
+mode (``MODES``): ``off`` (``HTTP_REDACT=false``: no screen at all), ``redact`` (the default:
+built-in redaction on) and ``all`` (redaction plus one user pattern, an exclusion pattern and
+a minimum level: what the bench's ``filter_redact`` throughput row sets, ``FILTER_REDACT_ENV``).
 
 Wall-clock figures on a shared machine move by 10-30 % from run to run; instruction counts
 under callgrind (1,000-line rounds, 3 rounds minus 0 rounds, ``PYTHONHASHSEED=0``) move by about
@@ -28,10 +36,18 @@ import subprocess
 import sys
 import timeit
 
-from tools.bench.telemetry_data import function_events
+from tools.bench.telemetry_data import FILTER_REDACT_ENV, function_events
 
 REQUEST_ID = "8f5c6a4e-2b1d-4c3e-9f0a-1b2c3d4e5f60"
-KINDS = ("text", "plain", "json", "platform")
+KINDS = ("text", "plain", "json", "platform", "secrets")
+MODES = {"off": {"HTTP_REDACT": "false"}, "redact": {}, "all": FILTER_REDACT_ENV}
+_SECRET_LINES = (
+    "using key AKIAIOSFODNN7EXAMPLE for bucket {i}",
+    "connecting to postgres://app:pw-{i}@db.internal:5432/orders",
+    "GET /orders/{i} Authorization: Bearer tok-{i}-0123456789abcdef",
+    "session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ7aX0ifQ.c2lnbmF0dXJlLXtpfQ for user {i}",
+    "login attempt {i} password=hunter{i} rejected",
+)
 
 
 def events(kind: str) -> list[dict[str, object]]:
@@ -46,6 +62,11 @@ def events(kind: str) -> list[dict[str, object]]:
                  "record": {"timestamp": e["time"], "level": "INFO", "message": f"order {i} done",
                             "logger": "root", "requestId": REQUEST_ID, "amount": i * 1.5,
                             "ok": True}}
+                for i, e in enumerate(text)]
+    if kind == "secrets":
+        return [{"time": e["time"], "type": "function",
+                 "record": f"[INFO]\t{e['time']}\t{REQUEST_ID}\t"
+                           f"{_SECRET_LINES[i % len(_SECRET_LINES)].format(i=i)}\n"}
                 for i, e in enumerate(text)]
     stamp = text[0]["time"]
     cycle = [
@@ -62,15 +83,20 @@ def events(kind: str) -> list[dict[str, object]]:
     return (cycle * 334)[:1000]
 
 
-def encoder(output_format: str = "seed") -> object:
+def encoder(mode: str = "redact", output_format: str = "seed") -> object:
     from lambda_logs_http.records.transform import EntryContext, Transformer
 
     context = EntryContext("bench", "$LATEST", 1024, "us-east-1", "x86_64")
-    if output_format == "seed":  # also what a tree from before the formats measures
+    try:
+        from lambda_logs_http.records import options
+    except ImportError:  # a tree from before filtering and redaction (--tree)
         return Transformer(context).encode
     from lambda_logs_http.records.formats import encoder_class
+    from lambda_logs_http.settings.load import load
 
-    return Transformer(context, encoder=encoder_class(output_format)(context)).encode
+    settings = load({"HTTP_ENDPOINT": "http://127.0.0.1:9/bench", **MODES[mode]})
+    return Transformer(context, encoder=encoder_class(output_format)(context),
+                       screen=options.build(settings.records)).encode  # fmt: skip
 
 
 def all_formats() -> list[str]:
@@ -81,9 +107,9 @@ def all_formats() -> list[str]:
     return list(MODULES)
 
 
-def run_rounds(kind: str, rounds: int, output_format: str = "seed") -> None:
+def run_rounds(kind: str, rounds: int, mode: str = "redact", output_format: str = "seed") -> None:
     """Encode ``rounds`` times 1,000 events (the process callgrind counts)."""
-    encode = encoder(output_format)
+    encode = encoder(mode, output_format)
     batch = events(kind)
     for event in batch[:50]:  # warm up: the counted rounds are steady state
         encode(event)  # type: ignore[operator]
@@ -92,19 +118,20 @@ def run_rounds(kind: str, rounds: int, output_format: str = "seed") -> None:
             encode(event)  # type: ignore[operator]
 
 
-def timed(output_formats: list[str]) -> None:
+def timed(kinds: list[str], modes: list[str], output_formats: list[str]) -> None:
     for output_format in output_formats:
-        for kind in KINDS:
-            encode = encoder(output_format)
-            batch = events(kind)
+        for kind in kinds:
+            for mode in modes:
+                encode = encoder(mode, output_format)
+                batch = events(kind)
 
-            def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
-                for event in batch:
-                    encode(event)  # type: ignore[operator]
+                def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
+                    for event in batch:
+                        encode(event)  # type: ignore[operator]
 
-            best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
-            print(f"{output_format:7s} {kind:9s} {best * 1e6:6.3f} µs/line  "
-                  f"{1 / best:10,.0f} lines/s")
+                best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
+                print(f"{output_format:13s} {kind:9s} {mode:7s} {best * 1e6:6.3f} µs/line  "
+                      f"{1 / best:10,.0f} lines/s")
 
 
 def framing_cost(output_formats: list[str]) -> None:
@@ -113,7 +140,7 @@ def framing_cost(output_formats: list[str]) -> None:
     from lambda_logs_http.delivery.batching import Batcher, Framing
 
     for output_format in output_formats:
-        encode = encoder(output_format)
+        encode = encoder("redact", output_format)
         entries = [encode(e) for e in events("text")] * 4  # type: ignore[operator]
         framing = Framing.of(encode.__self__.encoder)  # type: ignore[attr-defined]
 
@@ -127,12 +154,13 @@ def framing_cost(output_formats: list[str]) -> None:
         batch = add().take()
         assert batch is not None
         per_body = min(timeit.repeat(batch.body, number=20, repeat=7)) / 20
-        print(f"{output_format:7s} add {per_add * 1e9:5.0f} ns/entry   body "
+        print(f"{output_format:13s} add {per_add * 1e9:5.0f} ns/entry   body "
               f"{per_body * 1e9 / len(batch):5.0f} ns/entry   {batch.size:>10,d} bytes for "
               f"{len(batch):,} lines")
 
 
-def counted(tree: str | None, output_formats: list[str], kinds: tuple[str, ...] = KINDS) -> int:
+def counted(tree: str | None, kinds: list[str], modes: list[str],
+            output_formats: list[str]) -> int:  # fmt: skip
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
@@ -140,20 +168,21 @@ def counted(tree: str | None, output_formats: list[str], kinds: tuple[str, ...] 
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     for output_format in output_formats:
         for kind in kinds:
-            totals = []
-            for rounds in (0, 3):
-                done = subprocess.run(
-                    [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                     sys.executable, "-m", "tools.bench.encode_cost",
-                     "--rounds", kind, str(rounds), "--formats", output_format,
-                     *(["--tree", tree] if tree else [])],
-                    capture_output=True, text=True, env=env, timeout=600, check=True,
-                )  # fmt: skip
-                found = re.search(r"Collected : (\d+)", done.stderr)
-                assert found, done.stderr[-500:]
-                totals.append(int(found.group(1)))
-            print(f"{output_format:7s} {kind:9s} {(totals[1] - totals[0]) // 3000:7,d} "
-                  "instructions/line")
+            for mode in modes:
+                totals = []
+                for rounds in (0, 3):
+                    done = subprocess.run(
+                        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                         sys.executable, "-m", "tools.bench.encode_cost", "--rounds", kind,
+                         str(rounds), "--modes", mode, "--formats", output_format,
+                         *(["--tree", tree] if tree else [])],
+                        capture_output=True, text=True, env=env, timeout=600, check=True,
+                    )  # fmt: skip
+                    found = re.search(r"Collected : (\d+)", done.stderr)
+                    assert found, done.stderr[-500:]
+                    totals.append(int(found.group(1)))
+                print(f"{output_format:13s} {kind:9s} {mode:7s} "
+                      f"{(totals[1] - totals[0]) // 3000:7,d} instructions/line")
     return 0
 
 
@@ -163,13 +192,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="count instructions under valgrind instead of timing")
     parser.add_argument("--tree", metavar="DIR",
                         help="measure the lambda_logs_http in DIR (default: this one)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"comma-separated, of {', '.join(KINDS)} (default: all)")
+    parser.add_argument("--modes", default="off,redact",
+                        help=f"comma-separated, of {', '.join(MODES)} (default: off,redact)")
+    parser.add_argument("--formats", "--format", default="seed",
+                        help="comma-separated output formats, or all (default: seed)")
     parser.add_argument("--framing", action="store_true",
                         help="time the batching (count and body) per entry instead")
-    parser.add_argument("--formats", help="comma-separated output formats (default: all)")
-    parser.add_argument("--kinds",
-                        help=f"comma-separated kinds of line (default: {','.join(KINDS)})")
     parser.add_argument("--rounds", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    kinds, modes = args.kinds.split(","), args.modes.split(",")
+    unknown = [k for k in kinds if k not in KINDS] + [m for m in modes if m not in MODES]
+    if unknown:
+        parser.error(f"unknown kind or mode: {', '.join(unknown)}")
     if args.tree:
         sys.path.insert(0, os.path.abspath(args.tree))
     import lambda_logs_http
@@ -177,17 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.rounds:
         print(f"lambda_logs_http from {os.path.dirname(lambda_logs_http.__file__)}, "
               f"Python {sys.version.split()[0]}")
-    output_formats = args.formats.split(",") if args.formats else all_formats()
+    output_formats = all_formats() if args.formats == "all" else args.formats.split(",")
     if args.rounds:
-        run_rounds(args.rounds[0], int(args.rounds[1]), output_formats[0])
+        run_rounds(args.rounds[0], int(args.rounds[1]), modes[0], output_formats[0])
         return 0
     if args.callgrind:
-        kinds = tuple(args.kinds.split(",")) if args.kinds else KINDS
-        return counted(args.tree, output_formats, kinds)
+        return counted(args.tree, kinds, modes, output_formats)
     if args.framing:
         framing_cost(output_formats)
         return 0
-    timed(output_formats)
+    timed(kinds, modes, output_formats)
     return 0
 
 

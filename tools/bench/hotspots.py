@@ -49,7 +49,8 @@ def role(thread: str) -> str:
         return "worker thread"
     if "process_request_thread" in thread:
         return "listener connection thread (reads and parses pushes)"
-    if "listener" in thread:
+    if "listener" in thread or thread.startswith("thread ("):
+        # Unnamed: the listener runs on a _thread thread (threading loads only after init).
         return "listener accept thread"
     if "MainThread" in thread:
         return "main thread"

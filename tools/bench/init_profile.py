@@ -99,6 +99,7 @@ atexit.register(_prof_dump)
 """
 LAUNCHER_CODE_START = "-I -S -B -u -c '"
 AFTER_NEXT = "after the first /event/next, during init"
+LISTENER = "lambda-logs-http-listener"  # started with _thread: named here, not by threading
 INVOCATION = "during the first invocation"
 
 
@@ -234,6 +235,10 @@ def _analyse(events: list[Event], names: dict[int, str], pid: int, t0: float, in
         "init end": init.duration_ms,
     }
     names = {pid: "main", **{tid: n for tid, n in names.items() if tid != pid}}
+    for event in events:  # a _thread thread has no name: the listener's is the one started first
+        if event.tid not in names:
+            names[event.tid] = (LISTENER if event.mono <= first_next.mono
+                                else f"thread {event.tid}")
     # What each thread had used when the main thread sent its first /event/next.
     before: dict[int, float] = defaultdict(float)
     for event in events:

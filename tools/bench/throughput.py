@@ -47,6 +47,7 @@ from . import procs
 from .fake_lambda import FakeLambdaApi
 from .figures import percentile
 from .telemetry_data import (
+    FILTER_REDACT_ENV,
     RECORDS_PER_PUSH,
     function_events,
     function_pushes,
@@ -101,14 +102,24 @@ VARIANTS: tuple[Variant, ...] = (
             needs="gzip", target=100_000),
     Variant("gzip.unpinned", "HTTP_COMPRESSION=gzip, unpinned", {"HTTP_COMPRESSION": "gzip"},
             False, needs="gzip"),
-    # The other output formats (HTTP_FORMAT), each against the same receiver: the bench's marker
-    # is in every record's message, whatever body holds it.
+    # One row per output format besides the default (seed), same stream and receiver: the
+    # bench's marker is in every record's message, whatever body holds it.
     Variant("ndjson.pinned", "HTTP_FORMAT=ndjson, 1 core", {"HTTP_FORMAT": "ndjson"}, True,
             target=150_000),
     Variant("otlp.pinned", "HTTP_FORMAT=otlp, 1 core", {"HTTP_FORMAT": "otlp"}, True,
             target=150_000),
     Variant("loki.pinned", "HTTP_FORMAT=loki, 1 core", {"HTTP_FORMAT": "loki"}, True,
             target=150_000),
+    Variant("elasticsearch.pinned", "HTTP_FORMAT=elasticsearch, 1 core",
+            {"HTTP_FORMAT": "elasticsearch"}, True, target=150_000),
+    Variant("splunk_hec.pinned", "HTTP_FORMAT=splunk_hec, 1 core",
+            {"HTTP_FORMAT": "splunk_hec"}, True, target=150_000),
+    Variant("datadog.pinned", "HTTP_FORMAT=datadog (1,000 logs a request), 1 core",
+            {"HTTP_FORMAT": "datadog"}, True, target=150_000),
+    # Every row redacts (HTTP_REDACT is on by default); this one adds a minimum level, an
+    # exclusion pattern and a user redaction pattern, none of which leaves a record out.
+    Variant("filter_redact.pinned", "HTTP_MIN_LEVEL + HTTP_EXCLUDE_PATTERN + "
+            "HTTP_REDACT_PATTERNS, 1 core", FILTER_REDACT_ENV, True, target=120_000),
     # A stock http.server receiver: its two writes per answer would stall every kept-alive send
     # on a delayed ACK (~40 ms) if the transport let it.
     Variant("stdlib_receiver.pinned", "default, stock http.server receiver (HTTP/1.1), 1 core",

@@ -17,6 +17,9 @@ MODULES = {
     "ndjson": "ndjson",
     "otlp": "otlp",
     "loki": "loki",
+    "elasticsearch": "elasticsearch",
+    "splunk_hec": "splunk_hec",
+    "datadog": "datadog",
 }
 
 

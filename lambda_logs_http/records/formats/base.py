@@ -16,8 +16,8 @@ A format declares:
   ``group_tail``: each entry is then a self-contained group (``<key><group_mark><value>
   <group_tail>``) and entries with the same key share one group in the body;
 * ``max_entry_bytes``: the receiver's documented limit for one entry (0: only the batch's);
-  ``max_batch_bytes``/``max_batch_records``: its limits for one request (0: none), to which
-  ``HTTP_MAX_BATCH_BYTES``/``HTTP_MAX_BATCH_RECORDS`` are lowered at start, with a warning;
+  ``max_batch_bytes``/``max_batch_records``: its limits for one request (0: none), which
+  ``HTTP_MAX_BATCH_BYTES``/``HTTP_MAX_BATCH_RECORDS`` are clamped to;
 * ``truncate``: the entry cut to a size, still valid in the format (message cut, structure
   dropped first);
 * ``check_entry``: whether a decoded entry read back from disk (untrusted) is one of its own;
@@ -270,6 +270,21 @@ def epoch_ns_or_now(text: str) -> int:
         return epoch_ns(text)
     except (ValueError, IndexError):
         return time.time_ns()
+
+
+def epoch_seconds_ms(text: str) -> tuple[int, str]:
+    """Epoch seconds and the three digits of milliseconds of an ISO 8601 time (now for text
+    that is no time): the form Lambda writes (``2024-01-15T10:30:00.123Z``) read without
+    arithmetic, as HEC and Datadog write times once per line."""
+    if len(text) == 24 and text[19] == "." and text[23] == "Z":
+        digits = text[20:23]
+        if digits.isdigit() and digits.isascii():
+            head = text[:19]
+            seconds = _SECONDS.get(head)
+            if seconds is not None:
+                return seconds, digits
+    ns = epoch_ns_or_now(text)  # also fills the cache for the lines of this second
+    return ns // 1_000_000_000, f"{ns // 1_000_000 % 1000:03d}"
 
 
 def _seconds_of(head: str) -> int:
