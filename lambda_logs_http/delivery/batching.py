@@ -86,6 +86,8 @@ class Framing:
         self.query = query
         self.max_entry_bytes = max_entry_bytes
         self.encoder = encoder
+        self.max_batch_bytes = max_batch_bytes
+        self.max_batch_records = max_batch_records
         self._stamped = STAMP in tail
         # The body's bytes around the entries (the stamp counted at its fixed length).
         self.overhead = len(head) + len(tail) + (STAMP_CHARS - len(STAMP) if self._stamped else 0)
@@ -173,6 +175,14 @@ class Framing:
         if self.encoder is None:
             return truncate_entry(entry, max_chars)
         return self.encoder.truncate(entry, max_chars)
+
+    def clamp(self, max_bytes: int, max_records: int) -> tuple[int, int]:
+        """The configured batch limits, lowered to what the format's receiver takes."""
+        if self.max_batch_bytes:
+            max_bytes = min(max_bytes, self.max_batch_bytes)
+        if self.max_batch_records:
+            max_records = min(max_records, self.max_batch_records)
+        return max_bytes, max_records
 
     def entry_limit(self, max_bytes: int) -> int:
         """The largest entry a batch of ``max_bytes`` can hold in this format."""

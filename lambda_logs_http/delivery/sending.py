@@ -203,8 +203,10 @@ class SendLoop:
         try:
             report = encoder.read_answer(result.answer, len(batch))
         except Exception as exc:  # an answer we cannot read must not lose the batch
-            log.warning(f"could not read the receiver's answer ({type(exc).__name__}); "
-                        "its entries are taken as delivered")
+            log.warning(
+                f"could not read the receiver's answer ({type(exc).__name__}); "
+                "its entries are taken as delivered"
+            )
             return None
         if report is not None and report.unchecked:
             log.warning(

@@ -488,9 +488,7 @@ def _check_header(line: bytes, name: str) -> tuple[str, int, str, bool]:
         raise Invalid(f"unknown format {str(version)[:40]!r}", claimed)
     output = header.get("output", "seed")
     if not (
-        isinstance(output, str)
-        and 0 < len(output) <= 32
-        and set(output) <= _OUTPUT_NAME_CHARACTERS
+        isinstance(output, str) and 0 < len(output) <= 32 and set(output) <= _OUTPUT_NAME_CHARACTERS
     ):
         raise Invalid("output is not a format name", claimed)
     batch_id = header["batch_id"]

@@ -88,6 +88,15 @@ def assemble(
 
     ledger = Ledger(stats, progress)
     framing = Framing.of(transformer.encoder)  # the output format's: batches, files, answers
+    max_bytes, max_records = framing.clamp(batching.max_bytes, batching.max_records)
+    if (max_bytes, max_records) != (batching.max_bytes, batching.max_records):
+        log.warning(
+            f"HTTP_FORMAT={framing.name}: its receiver takes at most {max_bytes:,} bytes and "
+            f"{max_records:,} records a request; the batch limits are lowered to those "
+            f"(HTTP_MAX_BATCH_BYTES={batching.max_bytes}, "
+            f"HTTP_MAX_BATCH_RECORDS={batching.max_records})"
+        )
+        batching = batching.replace(max_bytes=max_bytes, max_records=max_records)
     # Invalid files found there (or of another format) are moved aside, and their records
     # counted as dropped.
     spill = SpillStore(

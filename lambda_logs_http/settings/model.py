@@ -26,7 +26,7 @@ GZIP = "gzip"
 COMPRESSIONS = (NO_COMPRESSION, GZIP)
 # HTTP_FORMAT's values, the default first: records.formats.MODULES' keys (a unit test checks
 # they agree), named here so that reading the setting imports no format.
-FORMATS = ("seed", "elasticsearch", "splunk_hec", "datadog")
+FORMATS = ("seed", "ndjson", "otlp", "loki", "elasticsearch", "splunk_hec", "datadog")
 # The levels an entry can have, lowest first (``HTTP_MIN_LEVEL``; ``records.levels`` maps every
 # spelling a line may use onto these).
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")

@@ -7,6 +7,7 @@ the transport and a real HTTP server doing it together.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,6 +216,36 @@ def test_gzip(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
     assert len(receiver.entries()) == 51
 
 
+
+
+def test_an_otlp_413_splits_into_valid_requests(make, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with Receiver(tmp_path, max_body=4000) as small:
+        running = make(HTTP_ENDPOINT=small.url, HTTP_FORMAT="otlp")
+        lines = [{"time": "t", "type": "function", "record": f"line {i} " + "x" * 300} for i in range(20)]
+        lines.append({"time": "t", "type": "platform.runtimeDone", "record": {"requestId": "r-1"}})
+        running.worker.submit(lines)
+        assert running.progress.wait("r-1", time.monotonic() + 10, 10) == DELIVERED
+        bodies = [json.loads(r["body"]) for r in small.requests()]
+        assert len(bodies) > 1 and all(len(r["body"]) <= 4000 for r in small.requests())
+        records = [rec for body in bodies for rec in body["resourceLogs"][0]["scopeLogs"][0]["logRecords"]]
+        assert [r["body"]["stringValue"][:7] for r in records[:20]] == [f"line {i} "[:7] for i in range(20)]
+        assert running.stats.dropped == {}
+
+
+def test_an_otlp_partial_success_is_counted_not_retried(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    running = make(HTTP_FORMAT="otlp", HTTP_BATCH_MAX_AGE_MS="60000")
+    receiver.script([{"answer": '{"partialSuccess":{"rejectedLogRecords":"2",'
+                                '"errorMessage":"2 records too old"}}'}])
+    running.worker.submit(function_lines(5))
+    assert running.progress.wait("r-1", time.monotonic() + 5, 5) == DELIVERED
+    first, *later = [json.loads(r["body"]) for r in receiver.requests()]
+    assert len(first["resourceLogs"][0]["scopeLogs"][0]["logRecords"]) == 6
+    # Never sent again: what follows is the drop report, which names the loss.
+    for body in later:
+        (report,) = body["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        assert "bulk_rejected" in json.dumps(report)
+    assert running.stats.dropped == {"bulk_rejected": 2}
+    assert running.stats.delivered == 4
 
 
 def test_start_twice_and_stop_twice(make) -> None:  # type: ignore[no-untyped-def]

@@ -29,7 +29,7 @@ START_TIMEOUT = 20.0
 
 
 def _handler(record: Path, bearer: str | None, sigv4: dict[str, Any] | None,
-             required: dict[str, str]) -> type[BaseHTTPRequestHandler]:
+             required: dict[str, str], body_check: str = "") -> type[BaseHTTPRequestHandler]:
     lock = threading.Lock()
     expected = None
     if sigv4 is not None:
@@ -49,12 +49,23 @@ def _handler(record: Path, bearer: str | None, sigv4: dict[str, Any] | None,
             body = wire
             if self.headers.get("Content-Encoding", "").lower() == "gzip":
                 body = gzip.decompress(wire)
+            refused = ""
+            if body_check and not found:
+                from tests.support.vendor_checks import CHECKS, BodyRefused
+
+                try:
+                    CHECKS[body_check](body)
+                except BodyRefused as exc:
+                    refused = str(exc)
+                    found = [f"body refused: {refused}"]
             entry = {"accepted": not found, "problems": found, "method": self.command,
                      "path": self.path, "headers": headers,
                      "body": body.decode("utf-8", "replace"), "wire_bytes": len(wire)}
             with lock, record.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(entry) + "\n")
-            status = 200 if not found else 401 if "Authorization" not in self.headers else 403
+            status = 200 if not found else 400 if refused else (
+                401 if "Authorization" not in self.headers else 403
+            )
             answer = json.dumps({"status": status, "problems": found}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -89,7 +100,7 @@ class CheckingReceiver:
 
     def __init__(self, directory: Path, *, bearer: str | None = None,
                  sigv4: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, body_check: str = "") -> None:
         self.record = directory / f"checked-{os.getpid()}-{id(self)}.jsonl"
         self.record.touch()
         command = [sys.executable, "-m", "tests.support.checking_receiver",
@@ -100,6 +111,8 @@ class CheckingReceiver:
             command += ["--sigv4", json.dumps(sigv4)]
         for name, value in (headers or {}).items():
             command += ["--header", f"{name}={value}"]
+        if body_check:
+            command += ["--body-check", body_check]
         root = Path(__file__).resolve().parents[2]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=root,
                                          start_new_session=True)
@@ -148,10 +161,13 @@ def main() -> None:
                         help="accept only SigV4 signatures by these credentials and scope (JSON)")
     parser.add_argument("--header", action="append", default=[],
                         help="NAME=VALUE that every request must carry")
+    parser.add_argument("--body-check", default="",
+                        help="read each body as this format's server does (vendor_checks)")
     args = parser.parse_args()
     required = dict(item.split("=", 1) for item in args.header)
     server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 _handler(args.record, args.bearer, args.sigv4, required))
+                                 _handler(args.record, args.bearer, args.sigv4, required,
+                                          args.body_check))
     server.daemon_threads = True
     print(f"LISTENING {server.server_address[1]}", flush=True)
     try:

@@ -6,13 +6,17 @@ awslambdaric's JSON logger sends) and platform events (start, runtimeDone, repor
 
     python -m tools.bench.encode_cost               # timeit: best of 15, µs per line
     python -m tools.bench.encode_cost --callgrind   # instructions per line (valgrind)
-    python -m tools.bench.encode_cost --modes off,redact --kinds text,secrets
+    python -m tools.bench.encode_cost --callgrind --formats all   # every HTTP_FORMAT
+    python -m tools.bench.encode_cost --callgrind --modes off,redact,all --kinds text,secrets
+    python -m tools.bench.encode_cost --framing     # batching's cost per entry, per format
 
-A fifth kind, ``secrets``, is Text lines each holding a secret of one built-in kind (an access
-key id, a URL password, a bearer token, a JWT, ``password=``…). Each kind is measured in each
-mode (``MODES``): ``off`` (``HTTP_REDACT=false``: no screen at all), ``redact`` (the default:
-built-in redaction on) and ``all`` (redaction plus one user pattern, an exclusion pattern and
-a minimum level: what the bench's ``filter_redact`` throughput row sets, ``FILTER_REDACT_ENV``).
+Each kind is measured in each chosen output format (``HTTP_FORMAT``; ``--formats``, default
+``seed``) and mode (``--modes``, default ``redact``). A fifth kind, ``secrets``, is Text lines
+each holding a secret of one built-in kind (an access key id, a URL password, a bearer token, a
+JWT, ``password=``…). The modes (``MODES``): ``off`` (``HTTP_REDACT=false``: no screen at all),
+``redact`` (the default: built-in redaction on) and ``all`` (redaction plus one user pattern, an
+exclusion pattern and a minimum level: what the bench's ``filter_redact`` throughput row sets,
+``FILTER_REDACT_ENV``).
 
 Wall-clock figures on a shared machine move by 10-30 % from run to run; instruction counts
 under callgrind (1,000-line rounds, 3 rounds minus 0 rounds, ``PYTHONHASHSEED=0``) move by about
@@ -78,23 +82,36 @@ def events(kind: str) -> list[dict[str, object]]:
     return (cycle * 334)[:1000]
 
 
-def encoder(mode: str = "redact") -> object:
+def encoder(output_format: str = "seed", mode: str = "redact") -> object:
     from lambda_logs_http.records.transform import EntryContext, Transformer
 
     context = EntryContext("bench", "$LATEST", 1024, "us-east-1", "x86_64")
+    options: dict[str, object] = {}
+    if output_format != "seed":  # the default is also what a tree from before the formats has
+        from lambda_logs_http.records.formats import encoder_class
+
+        options["encoder"] = encoder_class(output_format)(context)
     try:
-        from lambda_logs_http.records import options
+        from lambda_logs_http.records import options as screens
     except ImportError:  # a tree from before filtering and redaction (--tree)
-        return Transformer(context).encode
+        return Transformer(context, **options).encode
     from lambda_logs_http.settings.load import load
 
     settings = load({"HTTP_ENDPOINT": "http://127.0.0.1:9/bench", **MODES[mode]})
-    return Transformer(context, screen=options.build(settings.records)).encode
+    return Transformer(context, screen=screens.build(settings.records), **options).encode
 
 
-def run_rounds(kind: str, rounds: int, mode: str = "redact") -> None:
+def all_formats() -> list[str]:
+    try:
+        from lambda_logs_http.records.formats import MODULES
+    except ImportError:  # a tree from before the formats
+        return ["seed"]
+    return list(MODULES)
+
+
+def run_rounds(kind: str, rounds: int, output_format: str = "seed", mode: str = "redact") -> None:
     """Encode ``rounds`` times 1,000 events (the process callgrind counts)."""
-    encode = encoder(mode)
+    encode = encoder(output_format, mode)
     batch = events(kind)
     for event in batch[:50]:  # warm up: the counted rounds are steady state
         encode(event)  # type: ignore[operator]
@@ -103,40 +120,70 @@ def run_rounds(kind: str, rounds: int, mode: str = "redact") -> None:
             encode(event)  # type: ignore[operator]
 
 
-def timed(kinds: list[str], modes: list[str]) -> None:
-    for kind in kinds:
-        for mode in modes:
-            encode = encoder(mode)
-            batch = events(kind)
+def timed(output_formats: list[str], kinds: list[str], modes: list[str]) -> None:
+    for output_format in output_formats:
+        for kind in kinds:
+            for mode in modes:
+                encode = encoder(output_format, mode)
+                batch = events(kind)
 
-            def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
-                for event in batch:
-                    encode(event)  # type: ignore[operator]
+                def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
+                    for event in batch:
+                        encode(event)  # type: ignore[operator]
 
-            best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
-            print(f"{kind:9s} {mode:7s} {best * 1e6:6.3f} µs/line  {1 / best:10,.0f} lines/s")
+                best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
+                print(f"{output_format:13s} {kind:9s} {mode:7s} {best * 1e6:6.3f} µs/line  "
+                      f"{1 / best:10,.0f} lines/s")
 
 
-def counted(tree: str | None, kinds: list[str], modes: list[str]) -> int:
+def framing_cost(output_formats: list[str]) -> None:
+    """What the batching adds per entry (``Batcher.add``: the exact count) and per body
+    (``Framing.body``: one join), on 4,000 text lines in each format."""
+    from lambda_logs_http.delivery.batching import Batcher, Framing
+
+    for output_format in output_formats:
+        encode = encoder(output_format)
+        entries = [encode(e) for e in events("text")] * 4  # type: ignore[operator]
+        framing = Framing.of(encode.__self__.encoder)  # type: ignore[attr-defined]
+
+        def add(entries: list[str] = entries, framing: Framing = framing) -> Batcher:
+            batcher = Batcher(10**8, 10**6, framing)
+            for entry in entries:
+                batcher.add(entry, 0.0)
+            return batcher
+
+        per_add = min(timeit.repeat(add, number=5, repeat=7)) / (5 * len(entries))
+        batch = add().take()
+        assert batch is not None
+        per_body = min(timeit.repeat(batch.body, number=20, repeat=7)) / 20
+        print(f"{output_format:7s} add {per_add * 1e9:5.0f} ns/entry   body "
+              f"{per_body * 1e9 / len(batch):5.0f} ns/entry   {batch.size:>10,d} bytes for "
+              f"{len(batch):,} lines")
+
+
+def counted(tree: str | None, output_formats: list[str], kinds: list[str], modes: list[str]) -> int:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    for kind in kinds:
-        for mode in modes:
-            totals = []
-            for rounds in (0, 3):
-                done = subprocess.run(
-                    [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                     sys.executable, "-m", "tools.bench.encode_cost", "--rounds", kind,
-                     str(rounds), "--modes", mode, *(["--tree", tree] if tree else [])],
-                    capture_output=True, text=True, env=env, timeout=600, check=True,
-                )
-                found = re.search(r"Collected : (\d+)", done.stderr)
-                assert found, done.stderr[-500:]
-                totals.append(int(found.group(1)))
-            print(f"{kind:9s} {mode:7s} {(totals[1] - totals[0]) // 3000:7,d} instructions/line")
+    for output_format in output_formats:
+        for kind in kinds:
+            for mode in modes:
+                totals = []
+                for rounds in (0, 3):
+                    done = subprocess.run(
+                        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                         sys.executable, "-m", "tools.bench.encode_cost",
+                         "--rounds", kind, str(rounds), "--formats", output_format,
+                         "--modes", mode, *(["--tree", tree] if tree else [])],
+                        capture_output=True, text=True, env=env, timeout=600, check=True,
+                    )  # fmt: skip
+                    found = re.search(r"Collected : (\d+)", done.stderr)
+                    assert found, done.stderr[-500:]
+                    totals.append(int(found.group(1)))
+                print(f"{output_format:13s} {kind:9s} {mode:7s} "
+                      f"{(totals[1] - totals[0]) // 3000:7,d} instructions/line")
     return 0
 
 
@@ -146,16 +193,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="count instructions under valgrind instead of timing")
     parser.add_argument("--tree", metavar="DIR",
                         help="measure the lambda_logs_http in DIR (default: this one)")
+    parser.add_argument("--framing", action="store_true",
+                        help="time the batching (count and body) per entry instead")
+    parser.add_argument("--formats", default="seed",
+                        help="comma-separated output formats, or all (default: seed)")
     parser.add_argument("--kinds", default=",".join(KINDS),
                         help=f"comma-separated, of {', '.join(KINDS)} (default: all)")
-    parser.add_argument("--modes", default="off,redact",
-                        help=f"comma-separated, of {', '.join(MODES)} (default: off,redact)")
+    parser.add_argument("--modes", default="redact",
+                        help=f"comma-separated, of {', '.join(MODES)} (default: redact)")
     parser.add_argument("--rounds", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    kinds, modes = args.kinds.split(","), args.modes.split(",")
-    unknown = [k for k in kinds if k not in KINDS] + [m for m in modes if m not in MODES]
-    if unknown:
-        parser.error(f"unknown kind or mode: {', '.join(unknown)}")
     if args.tree:
         sys.path.insert(0, os.path.abspath(args.tree))
     import lambda_logs_http
@@ -163,12 +210,21 @@ def main(argv: list[str] | None = None) -> int:
     if not args.rounds:
         print(f"lambda_logs_http from {os.path.dirname(lambda_logs_http.__file__)}, "
               f"Python {sys.version.split()[0]}")
+    output_formats = all_formats() if args.formats == "all" else args.formats.split(",")
+    kinds = args.kinds.split(",")
+    modes = args.modes.split(",")
+    unknown = [k for k in kinds if k not in KINDS] + [m for m in modes if m not in MODES]
+    if unknown:
+        parser.error(f"unknown kind or mode: {', '.join(unknown)}")
     if args.rounds:
-        run_rounds(args.rounds[0], int(args.rounds[1]), modes[0])
+        run_rounds(args.rounds[0], int(args.rounds[1]), output_formats[0], modes[0])
         return 0
     if args.callgrind:
-        return counted(args.tree, kinds, modes)
-    timed(kinds, modes)
+        return counted(args.tree, output_formats, kinds, modes)
+    if args.framing:
+        framing_cost(output_formats)
+        return 0
+    timed(output_formats, kinds, modes)
     return 0
 
 

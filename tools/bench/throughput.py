@@ -22,8 +22,8 @@ arrived. The peak above idle is what the backlog cost; ``HTTP_MAX_BUFFER_BYTES``
 it.
 
 A variant is one entry of ``VARIANTS``: a name, env settings, pinned or not, and what the
-receiver must see for the row to count (e.g. gzip). Adding an output format, filtering or
-redaction later is one more entry.
+receiver must see for the row to count (e.g. gzip). Each output format is one entry
+(``HTTP_FORMAT``); filtering or redaction later is one more.
 """
 
 from __future__ import annotations
@@ -102,6 +102,14 @@ VARIANTS: tuple[Variant, ...] = (
             needs="gzip", target=100_000),
     Variant("gzip.unpinned", "HTTP_COMPRESSION=gzip, unpinned", {"HTTP_COMPRESSION": "gzip"},
             False, needs="gzip"),
+    # The other output formats (HTTP_FORMAT), each against the same receiver: the bench's marker
+    # is in every record's message, whatever body holds it.
+    Variant("ndjson.pinned", "HTTP_FORMAT=ndjson, 1 core", {"HTTP_FORMAT": "ndjson"}, True,
+            target=150_000),
+    Variant("otlp.pinned", "HTTP_FORMAT=otlp, 1 core", {"HTTP_FORMAT": "otlp"}, True,
+            target=150_000),
+    Variant("loki.pinned", "HTTP_FORMAT=loki, 1 core", {"HTTP_FORMAT": "loki"}, True,
+            target=150_000),
     # One row per output format besides the default (seed), same stream and receiver.
     Variant("elasticsearch.pinned", "HTTP_FORMAT=elasticsearch, 1 core",
             {"HTTP_FORMAT": "elasticsearch"}, True, target=150_000),

@@ -5,11 +5,13 @@ Run as a program (``python -m tools.lambda_sandbox.receiver --port 0 --record FI
 headers, body — gunzipped when ``Content-Encoding: gzip`` — and the time), and answers 200.
 Its behaviour can be scripted while it runs with ``POST /__control`` and a JSON list of
 responses to give next, e.g. ``[{"status": 503, "times": 2}, {"status": 429,
-"retry_after": "1"}, {"delay": 3}]``; after the script, 200 again. ``--print`` echoes each
-received log entry in a readable line (the demo uses it). ``--strict`` makes it a strict JSON
-receiver, as many log backends are: a body that is not JSON (``NaN``, ``Infinity``, invalid
-UTF-8) is answered 400 and recorded with ``"refused": true``. Each recorded request names the
-client's port (``peer_port``), so a test can tell a fresh connection from a kept-alive one.
+"retry_after": "1"}, {"delay": 3}]``; after the script, 200 again. ``"answer"`` gives the
+answer's body (text) instead of ``{"status": …}`` (a receiver's partial-failure report).
+``--print`` echoes each received log entry in a readable line (the demo uses it).
+``--strict`` makes it a strict JSON receiver, as many log backends are: a body that is not
+JSON (``NaN``, ``Infinity``, invalid UTF-8) is answered 400 and recorded with
+``"refused": true``. Each recorded request names the client's port (``peer_port``), so a test
+can tell a fresh connection from a kept-alive one.
 
 ``Receiver`` (below) starts and stops it from a test, by PID, in bounded time.
 """
@@ -102,7 +104,10 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
             if step.get("record", status < 300):
                 self._record(body)
             headers = {"Retry-After": str(step["retry_after"])} if "retry_after" in step else {}
-            self._answer(status, json.dumps({"status": status}).encode(), headers)
+            answer = step.get("answer")
+            payload = answer.encode() if isinstance(answer, str) else json.dumps(
+                {"status": status}).encode()
+            self._answer(status, payload, headers)
 
         def do_GET(self) -> None:
             self._answer(200, b"receiver")

@@ -14,6 +14,9 @@ DEFAULT = "seed"
 # HTTP_FORMAT value -> the module (in this package) whose ENCODER is its class.
 MODULES = {
     "seed": "seed",
+    "ndjson": "ndjson",
+    "otlp": "otlp",
+    "loki": "loki",
     "elasticsearch": "elasticsearch",
     "splunk_hec": "splunk_hec",
     "datadog": "datadog",

@@ -16,8 +16,8 @@ A format declares:
   ``group_tail``: each entry is then a self-contained group (``<key><group_mark><value>
   <group_tail>``) and entries with the same key share one group in the body;
 * ``max_entry_bytes``: the receiver's documented limit for one entry (0: only the batch's);
-  ``max_batch_bytes``/``max_batch_records``: its limits for one request (0: none), which
-  ``HTTP_MAX_BATCH_BYTES``/``HTTP_MAX_BATCH_RECORDS`` are clamped to;
+  ``max_batch_bytes``/``max_batch_records``: its limits for one request (0: none), to which
+  ``HTTP_MAX_BATCH_BYTES``/``HTTP_MAX_BATCH_RECORDS`` are lowered at start, with a warning;
 * ``truncate``: the entry cut to a size, still valid in the format (message cut, structure
   dropped first);
 * ``check_entry``: whether a decoded entry read back from disk (untrusted) is one of its own;
@@ -162,7 +162,7 @@ class Encoder:
         raise NotImplementedError
 
     def check_entry(self, entry: Any) -> str:
-        """"" when ``entry`` (decoded JSON read back from disk) is an entry of this format, else
+        """Empty when ``entry`` (decoded JSON read back from disk) is an entry of this format, else
         what is wrong with it."""
         raise NotImplementedError
 
@@ -200,16 +200,11 @@ def truncated(entry: str, max_chars: int, shrink: Callable[[Any], tuple[Any, Any
         shrunk = json.dumps(value, separators=(",", ":"))
         if len(shrunk) <= max_chars or keep == 0:
             return shrunk
-        # Escapes (\uXXXX, \n) make encoded text longer than its characters: cut further.
-        target = keep - (len(shrunk) - max_chars) - 8
-        if target >= _MIN_MESSAGE_CHARS or keep > _MIN_MESSAGE_CHARS:
-            keep = max(_MIN_MESSAGE_CHARS, target)
-        else:
-            # Below the usual minimum, when the format's other fields leave no room for it:
-            # in proportion to what the message's characters take encoded.
-            base = overhead - 16  # the entry around an empty message and the marker
-            encoded = max(1, len(shrunk) - base)
-            keep = max(0, min(keep - 1, keep * max(0, max_chars - base) // encoded))
+        # Escapes (\uXXXX, \n; a character beyond the BMP is 12 bytes) make encoded text
+        # longer than its characters: cut further, by the kept part's bytes per character, below
+        # the minimum too — fitting the limit comes first.
+        per_char = max(1.0, (len(quote(message[:keep])) - 2) / keep)
+        keep = max(0, keep - int((len(shrunk) - max_chars) / per_char) - 1)
 
 
 def _utf8_len(text: str) -> int:
@@ -237,7 +232,11 @@ def epoch_ns(text: str) -> int:
             _SECONDS.clear()
         _SECONDS[head] = seconds
     rest = text[19:]
-    if rest == ".000Z" or rest == "Z" or not rest:
+    if len(rest) == 5 and rest[0] == "." and rest[4] == "Z":  # Lambda's own: milliseconds
+        millis = rest[1:4]
+        if millis.isdigit() and millis.isascii():
+            return seconds * 1_000_000_000 + int(millis) * 1_000_000
+    if rest == "Z" or not rest:
         return seconds * 1_000_000_000
     fraction = 0
     if rest[0] == ".":
@@ -258,7 +257,15 @@ def epoch_ns(text: str) -> int:
 
 
 def epoch_ns_or_now(text: str) -> int:
-    """``epoch_ns(text)``, or now for text that is no time."""
+    """``epoch_ns(text)``, or now for text that is no time.
+
+    Lambda's own times (``…:00.123Z``, a second already seen) take a path of their own: this
+    runs once per entry of the formats that write nanoseconds."""
+    if len(text) == 24 and text[23] == "Z" and text[19] == ".":
+        seconds = _SECONDS.get(text[:19])
+        millis = text[20:23]
+        if seconds is not None and millis.isdigit() and millis.isascii():
+            return seconds * 1_000_000_000 + int(millis) * 1_000_000
     try:
         return epoch_ns(text)
     except (ValueError, IndexError):

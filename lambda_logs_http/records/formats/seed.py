@@ -91,7 +91,7 @@ class SeedEncoder(Encoder):
 
 
 def check(entry: Any, keys: frozenset[str] = ENTRY_KEYS) -> str:
-    """"" when ``entry`` is a seed entry whose keys are all in ``keys``; else what is wrong."""
+    """Empty when ``entry`` is a seed entry whose keys are all in ``keys``; else what is wrong."""
     if not isinstance(entry, dict):
         return "an entry is not a JSON object"
     if not entry.keys() <= keys:
