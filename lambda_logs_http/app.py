@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from .aws.credentials import CredentialsProvider
     from .http.transport import Transport
+    from .invocations import InvocationProgress
     from .lifecycle import Extension
     from .records.transform import Transformer
     from .settings.model import Settings
@@ -124,7 +125,7 @@ def build(
         settings.batching,
         settings.delivery,
         settings.endpoint.timeout_seconds,
-        lambda: transformer(settings, registration),
+        lambda: transformer(settings, registration, progress),
         lambda: transport(settings, credentials),
         progress,
         stats,
@@ -141,19 +142,44 @@ def build(
     return Extension(settings, client, listener, worker, progress, stats)
 
 
-def transformer(settings: Settings, registration: Registration) -> Transformer:
-    """Built on the worker thread (``json``, ``re``): the entries' fixed context."""
-    from .records.transform import EntryContext, Transformer, architecture
+def transformer(
+    settings: Settings,
+    registration: Registration,
+    invocations: InvocationProgress | None = None,
+) -> Transformer:
+    """Built on the worker thread (``json``, ``re``): the entries' fixed context, and what the
+    main thread passes on of each INVOKE (``invocations``). ``HTTP_EXTRA_FIELDS`` is parsed
+    here: a ``ConfigError`` naming it stops delivery, the function runs on."""
+    from . import __version__
+    from .records.enrich import extra_fields
+    from .records.transform import ENTRY_KEYS, EntryContext, Transformer, architecture
+    from .settings.names import PROVISIONED_CONCURRENCY
 
     lambda_env = settings.lambda_env
+    records = settings.records
+    function_name = lambda_env.function_name or registration.function_name
     context = EntryContext(
-        lambda_env.function_name or registration.function_name,
+        function_name,
         lambda_env.function_version,
         lambda_env.function_memory_size,
         lambda_env.region,
         architecture(),
+        account_id=registration.account_id,
+        extension_version=__version__,
+        service_name=records.service_name or function_name,
+        instance=lambda_env.log_stream_name,
+        extra_fields=extra_fields(records.extra_fields, ENTRY_KEYS),
     )
-    return Transformer(context, attribute_requests=not lambda_env.managed_instances)
+    # Where init runs ahead of any request, no invocation waits for it: none is a cold start.
+    cold_starts = not lambda_env.managed_instances and (
+        lambda_env.initialization_type != PROVISIONED_CONCURRENCY
+    )
+    return Transformer(
+        context,
+        attribute_requests=not lambda_env.managed_instances,
+        invocations=invocations,
+        cold_starts=cold_starts,
+    )
 
 
 def transport(settings: Settings, credentials: CredentialsProvider | None = None) -> Transport:

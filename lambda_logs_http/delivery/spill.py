@@ -29,6 +29,7 @@ import stat
 import time
 
 from .. import log
+from ..records import record
 from ..settings.load import MAX_BATCH_BYTES, MAX_BATCH_RECORDS
 
 TYPE_CHECKING = False
@@ -48,13 +49,9 @@ MAX_FILES = 16_384
 # What rejected/ keeps at most (the newest); a larger file is deleted at once.
 REJECTED_MAX_FILES = 16
 REJECTED_MAX_BYTES = 4 << 20
-# The keys of an entry (records.transform writes them; a test holds the two together), and
-# those every entry has, as strings.
-ENTRY_KEYS = frozenset({
-    "timestamp", "level", "message", "source", "function_name", "function_version",
-    "function_memory_size", "aws_region", "architecture", "log_type", "request_id", "tenant_id",
-    "record",
-})  # fmt: skip
+# The keys of an entry (records.record, next to what writes them; HTTP_EXTRA_FIELDS' names are
+# added per store: ``entry_keys``), and those every entry has, as strings.
+ENTRY_KEYS = record.ENTRY_KEYS
 ENTRY_TEXT_KEYS = ("timestamp", "level", "message", "log_type")
 _BATCH_ID_CHARACTERS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
@@ -117,6 +114,7 @@ class SpillStore:
         self.directory = directory
         self.max_bytes = max_bytes
         self._on_drop = on_drop
+        self.entry_keys = ENTRY_KEYS  # and HTTP_EXTRA_FIELDS' names (``worker.assemble``)
         self._files: list[tuple[str, int, int]] = []  # (path, size, records), oldest first
         self._bytes = 0
         self._records = 0
@@ -321,7 +319,7 @@ class SpillStore:
         finally:
             os.close(fd)
         batch_id, records = _check_header(header, os.path.basename(path))
-        check_payload(payload, records)
+        check_payload(payload, records, self.entry_keys)
         return SpilledBatch(path, batch_id, records, payload)
 
     # -- removing -----------------------------------------------------------------------------
@@ -460,7 +458,7 @@ def _check_header(line: bytes, name: str) -> tuple[str, int]:
     return batch_id, records
 
 
-def check_payload(payload: bytes, records: int) -> None:
+def check_payload(payload: bytes, records: int, keys: frozenset[str] = ENTRY_KEYS) -> None:
     """``Invalid`` unless ``payload`` is what ``Batch.payload`` makes: ASCII JSON objects with
     the entry keys, comma-separated, ``records`` of them — so that spliced into the request's
     ``"logs":[…]`` it adds entries and nothing else."""
@@ -484,8 +482,8 @@ def check_payload(payload: bytes, records: int) -> None:
     for entry in entries:
         if not isinstance(entry, dict):
             raise Invalid("an entry is not a JSON object", records)
-        if not entry.keys() <= ENTRY_KEYS:
-            unknown = sorted(entry.keys() - ENTRY_KEYS)[:3]
+        if not entry.keys() <= keys:
+            unknown = sorted(entry.keys() - keys)[:3]
             raise Invalid(f"an entry has unknown keys {unknown}", records)
         if not all(isinstance(entry.get(key), str) for key in ENTRY_TEXT_KEYS):
             raise Invalid(f"an entry lacks one of {', '.join(ENTRY_TEXT_KEYS)}", records)

@@ -87,6 +87,7 @@ def assemble(
     ledger = Ledger(stats, progress)
     # Invalid files found there are moved aside, and their records counted as dropped.
     spill = SpillStore(delivery.spill_dir, delivery.max_spill_bytes, ledger.dropped_records)
+    spill.entry_keys = spill.entry_keys | frozenset(transformer.encoder.context.extra_fields)
     recovered = spill.open() if spill.max_bytes else 0
     if recovered:
         log.info(

@@ -1,6 +1,6 @@
 """``HTTP_FORMAT=seed`` (the default): one JSON object per record, with the fields every entry
-repeats (function, version, memory, region, architecture, and when known the account, the
-extension's version and ``HTTP_EXTRA_FIELDS``), inside the envelope
+repeats (function, version, memory, region, architecture, the service name, and when known the
+account, the extension's version, the log stream and ``HTTP_EXTRA_FIELDS``), inside the envelope
 ``{"logs":[…],"source":"aws-lambda-extension","timestamp":…}``.
 
 An entry is built as JSON text directly: the repeated fields are encoded once, and the
@@ -39,6 +39,10 @@ class SeedEncoder(Encoder):
             context_json += f',"account_id":{quote(context.account_id)}'
         if context.extension_version:
             context_json += f',"extension_version":{quote(context.extension_version)}'
+        if context.service_name:
+            context_json += f',"service_name":{quote(context.service_name)}'
+        if context.instance:
+            context_json += f',"instance":{quote(context.instance)}'
         for name, value in context.extra_fields.items():
             context_json += f",{quote(name)}:{json.dumps(value, ensure_ascii=True)}"
         self._context_json = context_json
@@ -55,6 +59,8 @@ class SeedEncoder(Encoder):
             entry += f',"tenant_id":{quote(record.tenant_id)}'
         if record.trace_id:
             entry += f',"trace_id":{quote(record.trace_id)}'
+        if record.span_id:
+            entry += f',"span_id":{quote(record.span_id)}'
         if record.cold_start:
             entry += ',"cold_start":true'
         fields = record.fields
