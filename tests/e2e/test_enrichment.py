@@ -18,11 +18,12 @@ from tools.lambda_sandbox.receiver import Receiver
 __all__ = ["run"]  # a fixture, used by name
 
 APP = r'''
-import os, sys, time
+import logging, os, sys, time
 
 def handler(event, context):
-    sys.stdout.write(f"line-{event.get('n', 0)} {os.environ.get('_X_AMZN_TRACE_ID', '')}\n")
+    sys.stdout.write(f"line-{event.get('n', 0)}\n")
     sys.stdout.flush()
+    logging.getLogger().warning(f"logged-{event.get('n', 0)}")  # names its request id
     if event.get("sleep"):
         time.sleep(event["sleep"])
     if event.get("crash"):
@@ -151,3 +152,27 @@ def test_a_function_error_gets_one_error_entry(
     (alert,) = alerts(receiver, result.request_id)
     assert alert["message"].startswith(f"RequestId: {result.request_id} Error: Invocation error")
     assert json.dumps(alert).isascii()
+
+
+def test_without_platform_records_the_shutdown_says_it_with_the_invokes_trace(
+    run: Callable[..., Sandbox], receiver: Receiver
+) -> None:
+    """Subscribed to the function's lines only: no runtimeDone, no report. The trace comes
+    from the INVOKE event (the main thread's), the alert from the SHUTDOWN that reset the
+    environment — queued at shutdown, and still delivered."""
+    sandbox = run({"HTTP_TELEMETRY_TYPES": "function"}, timeout_s=1.0)
+    result = sandbox.invoke({"n": 5, "sleep": 3})
+    assert result.status == "timeout" and sandbox.resets
+    (alert,) = alerts(receiver, result.request_id)
+    assert alert["message"] == (
+        f"RequestId: {result.request_id} Error: Task timed out: Lambda shut the execution "
+        "environment down (timeout)"
+    )
+    assert alert["record"]["reportedBy"] == "SHUTDOWN"
+    root, parent = trace_of(sandbox, result.request_id)
+    # A line that names its request gets the INVOKE's trace (one that names none cannot be
+    # told apart from the next invocation's without platform.start).
+    (line,) = [e for e in entries(receiver) if e["message"] == "logged-5"]
+    assert (line["trace_id"], line["span_id"], line["cold_start"]) == (root, parent, True)
+    assert (alert["trace_id"], alert["span_id"], alert["cold_start"]) == (root, parent, True)
+    assert not [e for e in entries(receiver) if e["log_type"] == "platform"]
