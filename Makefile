@@ -19,6 +19,12 @@ OUT_DIR ?= dist
 SRC_DIR ?= .
 VENV ?= .venv
 RUNTIMES ?= python3.9 python3.10 python3.11 python3.12 python3.13 python3.14
+# The standalone layer (its own CPython) is for the runtimes without Python. AWS takes at most 15
+# compatible runtimes per layer version (metadata for filtering in the console, not a limit on
+# use): the supported Node.js, Java, .NET, Ruby and OS-only runtimes, and python3.14, where the
+# launcher runs the function's own interpreter.
+STANDALONE_RUNTIMES ?= nodejs24.x nodejs22.x nodejs20.x java25 java21 java17 java11 java8.al2 \
+	dotnet10 dotnet8 ruby3.4 ruby3.3 provided.al2023 provided.al2 python3.14
 DOCKER_IMAGE ?= lambda-logs-http-build
 
 ZIP := $(OUT_DIR)/lambda-logs-http.zip
@@ -33,6 +39,7 @@ ARCH_arm := arm64
 	deploy_x86 deploy_arm deploy_cli_x86 deploy_cli_arm \
 	add_permissions_x86 add_permissions_arm add_permissions_by_account_x86 add_permissions_by_account_arm \
 	remove_x86_version remove_arm_version clean venv test lint demo fuzz \
+	build_standalone_x86 build_standalone_arm deploy_standalone_x86 deploy_standalone_arm \
 	guard-REGION guard-ORG_ID guard-ACCOUNT_ID guard-VERSION
 
 help:
@@ -40,6 +47,10 @@ help:
 	@echo "  build_local                 build $(ZIP) (+ $(OUT_DIR)/layer/) with bash build.sh"
 	@echo "  build_lambda_x86|arm        build and copy to $(OUT_DIR)/lambda-logs-http-<x86_64|arm64>.zip"
 	@echo "  build_docker                build the zip inside Docker (Dockerfile.build) into $(ZIP)"
+	@echo "  build_standalone_x86|arm    the standalone layer, with its own CPython (Node.js, Java, .NET, Ruby,"
+	@echo "                              provided.*): $(OUT_DIR)/lambda-logs-http-standalone-<x86_64|arm64>.zip"
+	@echo "                              (first build: minutes, then cached in .cache/standalone/)"
+	@echo "  deploy_standalone_x86|arm   publish layer $(LAYER_NAME)-standalone-<x86|arm> (REGION=...)"
 	@echo "  deploy_x86|arm              publish layer $(LAYER_NAME)-<x86|arm>       (REGION=...)"
 	@echo "                              aliases: deploy_cli_x86|arm; response in $(OUT_DIR)/publish-<arch>.json"
 	@echo "  add_permissions_x86|arm     share a layer version with an organization (REGION= ORG_ID= [VERSION=])"
@@ -63,6 +74,11 @@ build_local:
 build_lambda_x86 build_lambda_arm: build_lambda_%: build_local
 	cp '$(ZIP)' '$(OUT_DIR)/lambda-logs-http-$(ARCH_$*).zip'
 	@echo "built $(OUT_DIR)/lambda-logs-http-$(ARCH_$*).zip"
+
+# The interpreter is cross-compiled once per architecture into .cache/standalone/ (see
+# tools/standalone/interpreter.sh), then reused: later builds take seconds.
+build_standalone_x86 build_standalone_arm: build_standalone_%:
+	OUT_DIR='$(OUT_DIR)' SRC_DIR='$(SRC_DIR)' PYTHON='$(PYTHON)' bash build-standalone.sh $(ARCH_$*)
 
 # docker create + cp works with both the classic builder and BuildKit.
 build_docker:
@@ -98,6 +114,19 @@ deploy_x86 deploy_arm: deploy_%: guard-REGION build_lambda_%
 	  > '$(OUT_DIR)/publish-$(ARCH_$*).json.tmp'
 	mv '$(OUT_DIR)/publish-$(ARCH_$*).json.tmp' '$(OUT_DIR)/publish-$(ARCH_$*).json'
 	@$(PYTHON) -c 'import json, sys; r = json.load(open(sys.argv[1])); print("published %s (version %s)" % (r["LayerVersionArn"], r["Version"]))' '$(OUT_DIR)/publish-$(ARCH_$*).json'
+
+deploy_standalone_x86 deploy_standalone_arm: deploy_standalone_%: guard-REGION build_standalone_%
+	@test -n '$(PKG_VERSION)' || { echo "error: cannot read __version__ from $(SRC_DIR)/lambda_logs_http/__init__.py" >&2; exit 2; }
+	$(AWS) lambda publish-layer-version --region '$(REGION)' --output json \
+	  --layer-name '$(LAYER_NAME)-standalone-$*' \
+	  --description 'lambda-logs-http $(PKG_VERSION) standalone ($(ARCH_$*)): forwards function logs to an HTTP endpoint, with its own Python' \
+	  --license-info MIT \
+	  --compatible-architectures $(ARCH_$*) \
+	  --compatible-runtimes $(STANDALONE_RUNTIMES) \
+	  --zip-file 'fileb://$(OUT_DIR)/lambda-logs-http-standalone-$(ARCH_$*).zip' \
+	  > '$(OUT_DIR)/publish-standalone-$(ARCH_$*).json.tmp'
+	mv '$(OUT_DIR)/publish-standalone-$(ARCH_$*).json.tmp' '$(OUT_DIR)/publish-standalone-$(ARCH_$*).json'
+	@$(PYTHON) -c 'import json, sys; r = json.load(open(sys.argv[1])); print("published %s (version %s)" % (r["LayerVersionArn"], r["Version"]))' '$(OUT_DIR)/publish-standalone-$(ARCH_$*).json'
 
 deploy_cli_x86: deploy_x86
 deploy_cli_arm: deploy_arm

@@ -288,7 +288,9 @@ def test_a_peer_that_never_reads_its_answers_does_not_hold_up_lambda(running) ->
     wait_until(answers_stalled)
     started = time.monotonic()
     assert post(listener, json.dumps(EVENTS).encode()) == 200
-    assert time.monotonic() - started < 0.5
+    # Held up, the push would wait for its 5 s timeout; answered, it takes milliseconds (the
+    # bound leaves room for a loaded 2-core CI machine: 1.3 s was seen under load).
+    assert time.monotonic() - started < 3
     flood.close()
     sender.join(10)
 

@@ -83,6 +83,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                          "(default: pyenv's 3.12, else /var/lang/bin/python3)")
     parser.add_argument("--layer", type=Path, help="an unpacked layer to use instead of "
                                                     "building one (dist/layer after build.sh)")
+    parser.add_argument("--standalone-layer", type=Path,
+                        help="the unpacked standalone layer for the cold-start section (default: "
+                             "assembled from .cache/standalone/ when the interpreter is built "
+                             "there, else its rows are skipped)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help="where <timestamp>.json goes (default: tools/bench/results)")
@@ -118,6 +122,20 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if args.cold_rounds:
         changes["cold_rounds"] = args.cold_rounds
     return Settings(**{**asdict(base), **changes})
+
+
+def build_standalone_layer(out_dir: Path) -> Path | None:
+    """The standalone layer for this machine's architecture, from the cached interpreter only
+    (``build-standalone.sh`` with STANDALONE_REUSE_ONLY: seconds, never a build of minutes)."""
+    arch = {"x86_64": "x86_64", "aarch64": "arm64"}.get(os.uname().machine)
+    if arch is None:
+        return None
+    env = {**os.environ, "OUT_DIR": str(out_dir), "STANDALONE_REUSE_ONLY": "1"}
+    result = subprocess.run(["bash", str(REPO / "build-standalone.sh"), arch], env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    if result.returncode != 0:
+        return None
+    return out_dir / f"standalone-{arch}" / "layer"
 
 
 def build_layer(out_dir: Path) -> tuple[Path, dict[str, str]]:
@@ -247,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"\n… cold start: {settings.cold_rounds} rounds of "
                  f"{len(cold_start.MEMORY_SIZES)} CPU shares x {len(cold_start.VARIANTS)} "
                  "variants, interleaved")
+            standalone = (args.standalone_layer.resolve() if args.standalone_layer
+                          else build_standalone_layer(tmp / "standalone"))
+            if standalone is None:
+                _say("  (no standalone layer: make build_standalone_x86 builds its interpreter)")
             result, timings["cold"] = _section("cold", cold_start.run, layer, python,
-                                               settings.cold_rounds)
+                                               settings.cold_rounds, standalone=standalone)
             if isinstance(result, Exception):
                 result = {key: {"status": "error", "note": str(result)[:300]}
                           for key in cold_start.expected_rows()}

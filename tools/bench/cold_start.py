@@ -18,7 +18,11 @@ Per run, one fresh sandbox: the bundled sample function on AWS's runtime client 
   imported from files: what any Python extension costs at the very least. ``socket`` alone
   (with ``enum``, ``selectors``...) is a few ms of CPU, i.e. tens of ms at 128 MB, and the layer
   does not import it before registering, so the two floors bracket the comparison;
-* ``layer``: lambda-logs-http from the built layer, forwarding to a real receiver.
+* ``layer``: lambda-logs-http from the built layer, forwarding to a real receiver;
+* ``standalone``: the same extension from the standalone layer (build-standalone.sh), on the
+  layer's own CPython 3.13 with its trimmed standard library, as on a Node.js, Java or custom
+  runtime (the function itself stays on awslambdaric). Skipped without that layer: it needs the
+  cached interpreter (``make build_standalone_x86``) or ``--standalone-layer``.
 
 Figures per run: Lambda's init duration (initStart → runtime and every extension called
 ``next``), the first invocation's response time, the extension's RSS (``VmRSS``) and CPU time
@@ -52,7 +56,10 @@ NONE = "none"
 MINIMAL = "minimal"
 MINIMAL_RAW = "minimal_raw"
 LAYER = "layer"
-VARIANTS = (NONE, MINIMAL, MINIMAL_RAW, LAYER)
+STANDALONE = "standalone"
+VARIANTS = (NONE, MINIMAL, MINIMAL_RAW, LAYER, STANDALONE)
+EXTENSIONS = (MINIMAL, MINIMAL_RAW, LAYER, STANDALONE)
+STANDALONE_PYTHON = Path("lambda-logs-http/runtime/bin/python3")  # inside the standalone layer
 FLOORS = (MINIMAL, MINIMAL_RAW)
 UNCONSTRAINED = "unconstrained"
 MEMORY_SIZES: tuple[int | None, ...] = (None, 128, 512, 1769)
@@ -171,7 +178,7 @@ def _run_once(variant: str, memory_mb: int | None, layers: dict[str, Path | None
                                     + " | ".join(sandbox.extension_output[-3:]))
             return
         name = {MINIMAL: MINIMAL_NAME, MINIMAL_RAW: MINIMAL_RAW_NAME,
-                LAYER: LAYER_NAME}.get(variant)
+                LAYER: LAYER_NAME, STANDALONE: LAYER_NAME}.get(variant)
         pid = sandbox.pids().get(name) if name else None
         rss = cpu = None
         if pid is not None:  # frozen now: nothing moves until the invoke
@@ -200,15 +207,18 @@ def _run_once(variant: str, memory_mb: int | None, layers: dict[str, Path | None
 
 
 def run(layer: Path, python: str, rounds: int, warmup: int = 1,
-        memory_sizes: tuple[int | None, ...] = MEMORY_SIZES) -> dict[str, dict[str, Any]]:
-    """``rounds`` interleaved rounds (after ``warmup`` unrecorded ones) of every row."""
+        memory_sizes: tuple[int | None, ...] = MEMORY_SIZES,
+        standalone: Path | None = None) -> dict[str, dict[str, Any]]:
+    """``rounds`` interleaved rounds (after ``warmup`` unrecorded ones) of every row;
+    ``standalone``: the unpacked standalone layer, or None to skip its rows."""
     if importlib.util.find_spec("awslambdaric") is None:
         return {key: {"status": "skipped", "note": "awslambdaric is not installed in the bench's "
                       "Python (pip install -r requirements-dev.txt)"}
                 for key in expected_rows(memory_sizes)}
     unavailable = cpu_share_available()
     measured = tuple(m for m in memory_sizes if m is None or unavailable is None)
-    samples = {(m, v): Samples() for m in measured for v in VARIANTS}
+    variants = tuple(v for v in VARIANTS if v != STANDALONE or standalone is not None)
+    samples = {(m, v): Samples() for m in measured for v in variants}
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp_name:
         tmp = Path(tmp_name)
         layers: dict[str, Path | None] = {
@@ -217,11 +227,12 @@ def run(layer: Path, python: str, rounds: int, warmup: int = 1,
                                     MINIMAL_EXTENSION),
             MINIMAL_RAW: _minimal_layer(tmp / "minimal-raw-layer", python, MINIMAL_RAW_NAME,
                                         RAW_MINIMAL_EXTENSION),
-            LAYER: layer}
+            LAYER: layer,
+            STANDALONE: standalone}
         with Receiver(tmp) as receiver:
             for index in range(warmup + rounds):
-                shift = index % len(VARIANTS)
-                order = VARIANTS[shift:] + VARIANTS[:shift]
+                shift = index % len(variants)
+                order = variants[shift:] + variants[:shift]
                 for memory_mb in measured:
                     for variant in order:
                         record = index >= warmup
@@ -233,12 +244,19 @@ def run(layer: Path, python: str, rounds: int, warmup: int = 1,
                             "LAMBDA_LOGS_HTTP_PYTHON": python,
                             "BENCH_MINIMAL_LISTENER_PORT": str(procs.free_port()),
                         } if variant != NONE else {}
+                        if variant == STANDALONE and standalone is not None:
+                            # The launcher's own choice where the function has no Python.
+                            env["LAMBDA_LOGS_HTTP_PYTHON"] = str(standalone / STANDALONE_PYTHON)
                         try:
                             _run_once(variant, memory_mb, layers, env, into)
                         except Exception as exc:  # one broken run must not end the section
                             into.failures.append(f"{type(exc).__name__}: {exc}")
     rows = dict(_summarise(m, v, s) for (m, v), s in samples.items())
     for memory_mb in memory_sizes:
+        if standalone is None:
+            rows[row_id(memory_mb, STANDALONE)] = {
+                "status": "skipped", "memory_mb": memory_mb, "variant": STANDALONE,
+                "note": "no standalone layer (make build_standalone_x86, or --standalone-layer)"}
         if memory_mb in measured:
             continue
         for variant in VARIANTS:
@@ -276,8 +294,10 @@ def _add_derived(rows: dict[str, Any], measured: tuple[int | None, ...]) -> None
     for memory_mb in measured:
         base = rows[row_id(memory_mb, NONE)]["init_ms"]["median"]
         added: dict[str, float | None] = {}
-        for variant in (*FLOORS, LAYER):
+        for variant in (*FLOORS, LAYER, STANDALONE):
             row = rows[row_id(memory_mb, variant)]
+            if "init_ms" not in row:  # skipped
+                continue
             median = row["init_ms"]["median"]
             added[variant] = (median - base) if median is not None and base is not None else None
             row["added_ms"] = added[variant]

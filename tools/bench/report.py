@@ -263,7 +263,7 @@ def cold_start_section(rows: dict[str, Any],
                        memory_sizes: tuple[int | None, ...] = cold_start.MEMORY_SIZES
                        ) -> list[str]:
     cs = cold_start
-    extensions = (cs.MINIMAL, cs.MINIMAL_RAW, cs.LAYER)
+    extensions = cs.EXTENSIONS
     body, detail = [], []
     n = 0
     notes: list[str] = []
@@ -272,7 +272,7 @@ def cold_start_section(rows: dict[str, Any],
         label = _share_label(memory_mb)
         if all(c.get("status") == "skipped" for c in cells.values()):
             body.append([label, _short(cells[cs.NONE].get("note", "skipped"), 60),
-                         *[""] * 9])
+                         *[""] * 11])
             continue
         for variant, cell in cells.items():
             n = max(n, (cell.get("init_ms") or {}).get("n") or 0)
@@ -294,24 +294,25 @@ def cold_start_section(rows: dict[str, Any],
                        *(_range(cells[v].get("extensions_registered_ms")) for v in extensions),
                        *(_range(cells[v].get("ext_cpu_at_init_end_ms"), 1) for v in extensions),
                        *(_range(cells[v].get("rss_after_init_kib"), 1, 1024.0)
-                         for v in (cs.MINIMAL, cs.LAYER))])
+                         for v in (cs.MINIMAL, cs.LAYER, cs.STANDALONE))])
     out = [f"6. Cold start as the function feels it: Lambda's init duration (ms; median (range) "
            f"of {n} interleaved rounds; sandbox, awslambdaric sample function, the CPU limited "
            "to Lambda's share for the memory size)",
            *table(["CPU share", "no extension", "floor", "floor on _socket", "lambda-logs-http",
-                   "added: floor", "_socket floor", "layer", "layer / floor",
-                   "layer / _socket floor",
+                   "standalone", "added: floor", "_socket floor", "layer", "standalone",
+                   "layer / floor", "layer / _socket floor",
                    f"target: ≤ {cs.TARGET_RATIO}x the floor at {cs.TARGET_RATIO_AT} MB, "
                    f"≤ +{cs.TARGET_DELTA_MS:.0f} ms at {cs.TARGET_DELTA_AT} MB"],
-                  body, right=set(range(1, 10))),
+                  body, right=set(range(1, 12))),
            "",
            "   the same runs: the first invocation (invoke → response, ms); for floor / _socket "
            "floor / layer: initStart → registered (ms), the extension's CPU by the end of init "
-           "(ms, all threads); RSS after init (MiB, floor / layer)",
+           "(ms, all threads); RSS after init (MiB, floor / layer / standalone)",
            *table(["CPU share", "1st invoke: none", "floor", "_socket floor", "layer",
-                   "→ register: floor", "_socket", "layer", "ext CPU: floor", "_socket",
-                   "layer", "RSS: floor", "layer"],
-                  detail, right=set(range(1, 13))),
+                   "standalone", "→ register: floor", "_socket", "layer", "standalone",
+                   "ext CPU: floor", "_socket", "layer", "standalone", "RSS: floor", "layer",
+                   "standalone"],
+                  detail, right=set(range(1, 17))),
            "added = median(variant) - median(no extension). The floor registers, subscribes "
            "and calls /event/next with the socket module, nothing else (no listener); the "
            "_socket floor does the same with built-in modules only; all extensions start "
