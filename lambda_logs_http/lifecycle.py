@@ -248,9 +248,10 @@ class Extension:
         from .records.enrich import SHUTDOWN_FAILED, ShutdownNotice
         from .records.timestamps import utc_now_iso
 
-        if reason in SHUTDOWN_FAILED:
+        worker = self.worker
+        if reason in SHUTDOWN_FAILED and worker is not None:
             notice = ShutdownNotice.make(reason, request_id, utc_now_iso())
-            if not self.worker.submit([notice], 0):
+            if not worker.submit([notice], 0):
                 log.warning(f"could not queue the entry for the shutdown ({reason})")
 
     def _stop_threads(self, deadline: float) -> None:

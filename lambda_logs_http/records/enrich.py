@@ -105,14 +105,18 @@ class Alerts:
 
     def __init__(self) -> None:
         self._alerted: dict[str, None] = {}
+        # Requests Lambda said ended well: a SHUTDOWN that follows is not theirs to carry.
+        self._succeeded: dict[str, None] = {}
 
     def from_event(self, event_type: str, record: Mapping[str, object]) -> Alert | None:
         """For ``platform.runtimeDone`` / ``platform.report`` whose status is not success."""
         status = record.get("status")
-        if status not in FAILED:
-            return None
         request_id = record.get("requestId")
         request_id = request_id if isinstance(request_id, str) else ""
+        if status not in FAILED:
+            if status == "success" and request_id:
+                _remember(self._succeeded, request_id)
+            return None
         if not self._first(request_id):
             return None
         error_type = record.get("errorType")
@@ -134,9 +138,15 @@ class Alerts:
             return None
         request_id = record.get("requestId")
         request_id = request_id if isinstance(request_id, str) else ""
+        if request_id in self._succeeded:
+            # The last invocation ended well (an extension failed after it, say): the
+            # environment's end is said, but not put on that request.
+            request_id = ""
         if not self._first(request_id):
             return None
-        if reason == "timeout":
+        if not request_id:  # no invocation in progress, or it had ended well
+            message = f"Lambda shut the execution environment down ({reason})"
+        elif reason == "timeout":
             message = "Task timed out: Lambda shut the execution environment down (timeout)"
         else:
             message = "Invocation failed: Lambda shut the execution environment down (failure)"
@@ -153,10 +163,14 @@ class Alerts:
             return True
         if request_id in self._alerted:
             return False
-        if len(self._alerted) >= _REMEMBERED:
-            del self._alerted[next(iter(self._alerted))]
-        self._alerted[request_id] = None
+        _remember(self._alerted, request_id)
         return True
+
+
+def _remember(requests: dict[str, None], request_id: str) -> None:
+    if len(requests) >= _REMEMBERED and request_id not in requests:
+        del requests[next(iter(requests))]
+    requests[request_id] = None
 
 
 ALERTING = (RUNTIME_DONE, REPORT)

@@ -322,3 +322,15 @@ def test_the_alert_memory_is_bounded() -> None:
     for n in range(500):
         assert alerts.from_event("platform.report", {"requestId": f"r-{n}", "status": "error"})
     assert len(alerts._alerted) <= 64
+
+
+def test_a_shutdown_after_a_successful_invocation_is_not_put_on_it() -> None:
+    """SHUTDOWN (failure) because something else failed after R1 ended well: said, but not
+    as R1's failure."""
+    transformer = build()
+    for event in (start(R1, TRACING), done(R1), report(R1)):
+        transformer.encode(event)
+    transformer.encode(ShutdownNotice.make("failure", R1, "t"))
+    alert = json.loads(transformer.alert)
+    assert alert["message"] == "Error: Lambda shut the execution environment down (failure)"
+    assert "request_id" not in alert and "trace_id" not in alert
