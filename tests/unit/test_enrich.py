@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lambda_logs_http import __version__, app
 from lambda_logs_http.delivery.worker import assemble
@@ -334,3 +336,38 @@ def test_a_shutdown_after_a_successful_invocation_is_not_put_on_it() -> None:
     alert = json.loads(transformer.alert)
     assert alert["message"] == "Error: Lambda shut the execution environment down (failure)"
     assert "request_id" not in alert and "trace_id" not in alert
+
+
+# -- whatever a push holds --------------------------------------------------------------------
+
+_ANY = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=8,
+)
+_RECORD = st.fixed_dictionaries(
+    {"requestId": st.sampled_from([R1, R2, ""]) | _ANY,
+     "status": st.sampled_from(["timeout", "error", "failure", "success"]) | _ANY},
+    optional={"errorType": _ANY, "metrics": st.fixed_dictionaries({"durationMs": _ANY}) | _ANY,
+              "tracing": st.fixed_dictionaries({"value": st.text(max_size=80) | _ANY}) | _ANY},
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["platform.start", "platform.runtimeDone",
+                                           "platform.report"]), _RECORD), max_size=8))
+def test_alerts_are_valid_json_and_one_per_request(events: list[tuple[str, dict[str, Any]]]) -> None:
+    transformer = build()
+    alerted: list[str] = []
+    for event_type, record in events:
+        entry = transformer.encode({"time": "t", "type": event_type, "record": record})
+        assert entry and entry.isascii()
+        json.loads(entry)
+        if transformer.alert:
+            alert = json.loads(transformer.alert)
+            assert transformer.alert.isascii() and alert["level"] == "ERROR"
+            alerted.append(alert.get("request_id", ""))
+            transformer.alert = ""
+    named = [rid for rid in alerted if rid]
+    assert len(named) == len(set(named))
