@@ -107,6 +107,7 @@ class Alerts:
         self._alerted: dict[str, None] = {}
         # Requests Lambda said ended well: a SHUTDOWN that follows is not theirs to carry.
         self._succeeded: dict[str, None] = {}
+        self._last_status = ""  # of the last alert made
 
     def from_event(self, event_type: str, record: Mapping[str, object]) -> Alert | None:
         """For ``platform.runtimeDone`` / ``platform.report`` whose status is not success."""
@@ -123,6 +124,7 @@ class Alerts:
         error_type = error_type if isinstance(error_type, str) else ""
         metrics = record.get("metrics")
         duration = _milliseconds(metrics.get("durationMs") if isinstance(metrics, dict) else None)
+        self._last_status = str(status)
         message = _message(str(status), error_type, duration)
         fields: dict[str, object] = {
             "requestId": request_id, "status": status, "errorType": error_type,
@@ -142,8 +144,13 @@ class Alerts:
             # The last invocation ended well (an extension failed after it, say): the
             # environment's end is said, but not put on that request.
             request_id = ""
+        if not request_id and self._last_status == reason:
+            # No invocation to put it on (Managed Instances send no INVOKE), and a record
+            # already said why the environment ends: the alert is made.
+            return None
         if not self._first(request_id):
             return None
+        self._last_status = str(reason)
         if not request_id:  # no invocation in progress, or it had ended well
             message = f"Lambda shut the execution environment down ({reason})"
         elif reason == "timeout":

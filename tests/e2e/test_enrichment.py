@@ -176,3 +176,32 @@ def test_without_platform_records_the_shutdown_says_it_with_the_invokes_trace(
     assert (line["trace_id"], line["span_id"], line["cold_start"]) == (root, parent, True)
     assert (alert["trace_id"], alert["span_id"], alert["cold_start"]) == (root, parent, True)
     assert not [e for e in entries(receiver) if e["log_type"] == "platform"]
+
+
+def test_after_a_snapstart_restore_the_first_invocation_is_the_cold_start(
+    run: Callable[..., Sandbox], receiver: Receiver
+) -> None:
+    sandbox = run(snapstart=True, snapshot_freeze_s=0.2)
+    first, second = sandbox.invoke({"n": 1}), sandbox.invoke({"n": 2})
+    sandbox.shutdown()
+    assert sandbox.restores and first.status == second.status == "success"
+    cold = {e.get("request_id") for e in entries(receiver) if e.get("cold_start")}
+    assert cold == {first.request_id}
+
+
+def test_on_managed_instances_a_timed_out_report_gives_the_entry_and_nothing_is_cold(
+    run: Callable[..., Sandbox], receiver: Receiver
+) -> None:
+    """No INVOKE, no runtimeDone there: the report says it; init ran ahead of any request."""
+    sandbox = run(managed_instances=True, max_concurrency=1, timeout_s=1.0)
+    result = sandbox.invoke({"n": 4, "sleep": 3})
+    assert result.status == "timeout"
+    sandbox.shutdown()
+    got = entries(receiver)
+    assert [e["message"] for e in alerts(receiver, result.request_id)] == [
+        f"RequestId: {result.request_id} Error: Task timed out after 1.00 seconds"
+    ]
+    # The SHUTDOWN (timeout) that follows names no request here: it adds no second entry.
+    assert len([e for e in got if e.get("record", {}).get("source") == "lambda-logs-http"
+                and e["level"] == "ERROR"]) == 1
+    assert not any(e.get("cold_start") for e in got)

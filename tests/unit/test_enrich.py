@@ -371,3 +371,17 @@ def test_alerts_are_valid_json_and_one_per_request(events: list[tuple[str, dict[
             transformer.alert = ""
     named = [rid for rid in alerted if rid]
     assert len(named) == len(set(named))
+
+
+def test_a_shutdown_naming_no_request_after_the_same_failure_adds_nothing() -> None:
+    """Managed Instances: no INVOKE, so the SHUTDOWN names no request; the report said it."""
+    transformer = build(AWS_LAMBDA_INITIALIZATION_TYPE="lambda-managed-instances")
+    transformer.encode(report(R1, "timeout"))
+    assert transformer.alert
+    transformer.alert = ""
+    transformer.encode(ShutdownNotice.make("timeout", "", "t"))
+    assert transformer.alert == ""
+    transformer.encode(ShutdownNotice.make("failure", "", "t"))  # a different reason: said
+    assert json.loads(transformer.alert)["message"] == (
+        "Error: Lambda shut the execution environment down (failure)"
+    )
