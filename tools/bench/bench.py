@@ -7,7 +7,7 @@ It builds the layer from the working tree (``build.sh`` into a temporary directo
 to use one already built), prints the machine and one table per section, and saves everything
 as JSON in ``tools/bench/results/<UTC timestamp>.json`` (git-ignored) and ``--json PATH`` if given.
 
-It measures, never asserts: each target from the issue is shown as met / NOT met beside its
+It measures, never asserts: each of the project's targets is shown as met / NOT met beside its
 row. Sections are independent; a section or row that fails is reported as an error row and the
 others still run, so one regression never hides the rest of the picture.
 """
@@ -34,7 +34,7 @@ SECTIONS = ("init", "post", "throughput", "cold")
 
 @dataclass(frozen=True)
 class Settings:
-    """How much of each section to run: ``full()`` for the issue's figures, ``quick()`` for CI."""
+    """How much of each section to run: ``full()`` for the published figures, ``quick()`` for CI."""
 
     mode: str
     init_runs: int

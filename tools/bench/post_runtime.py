@@ -12,7 +12,7 @@ the TLS handshake, so "HTTPS with a reused connection" is what is measured):
   extension holds the invocation, and what the target is about.
 * ``PostRuntimeExtensionsDuration``: runtime response → ``/event/next``, as Lambda bills it
   (it adds the Telemetry API's buffering, ≥ 25 ms, which no extension controls).
-* ``receiver RT``, the issue's floor: one POST/response round trip from the bench to the same
+* ``receiver RT``, the target's floor: one POST/response round trip from the bench to the same
   URL, on a kept-alive ``http.client`` connection, with the very body the extension sent last
   (the batch that carried the last runtimeDone; gzip'd at the extension's default level 1 for
   gzip rows, compression time excluded), each request after the same idle time the extension's

@@ -12,7 +12,7 @@ from . import cold_start, init_bench, post_runtime
 from .figures import fmt_ms
 
 MIB = 1024 * 1024
-STEADY_MIB = 25.0  # the steady-RSS target; Lambda's "MB" are MiB
+STEADY_MIB = 25.0  # the steady-RSS target we hold ourselves to; Lambda's "MB" are MiB
 
 
 def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:

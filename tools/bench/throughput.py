@@ -70,7 +70,7 @@ class Variant:
     """One throughput row: ``env`` is added to the extension's environment.
 
     ``needs``: ``"gzip"`` makes the row "not supported by this build" unless the receiver saw
-    ``Content-Encoding: gzip``. ``target``: records/s the issue asks for (None: no target).
+    ``Content-Encoding: gzip``. ``target``: records/s the project targets (None: no target).
     ``expect_all``: every pushed record must arrive (False for a filtering variant).
     ``receiver_delay_ms``: the receiver answers each request this much later (a distant
     endpoint), which is what makes a backlog build up in the extension. ``once``: run it once
