@@ -139,7 +139,7 @@ def build(
             settings.batching,
             settings.delivery,
             settings.endpoint.timeout_seconds,
-            lambda: transformer(settings, registration),
+            lambda: transformer(settings, registration, progress),
             lambda: transport(settings, credentials),
             progress,
             stats,
@@ -154,25 +154,47 @@ def build(
     return Extension(settings, client, listener, start_delivery, stats)
 
 
-def transformer(settings: Settings, registration: Registration) -> Transformer:
-    """Built on the worker thread (``json``, ``re``): the entries' fixed context."""
+def transformer(
+    settings: Settings,
+    registration: Registration,
+    invocations: InvocationProgress | None = None,
+) -> Transformer:
+    """Built on the worker thread (``json``, ``re``): the entries' fixed context, and what the
+    main thread passes on of each INVOKE (``invocations``). ``HTTP_EXTRA_FIELDS`` is parsed
+    here: a ``ConfigError`` naming it stops delivery, the function runs on."""
+    from . import __version__
     from .records import options
+    from .records.enrich import extra_fields
     from .records.formats import encoder_class
-    from .records.transform import EntryContext, Transformer, architecture
+    from .records.transform import ENTRY_KEYS, EntryContext, Transformer, architecture
+    from .settings.names import PROVISIONED_CONCURRENCY
 
     lambda_env = settings.lambda_env
+    records = settings.records
+    function_name = lambda_env.function_name or registration.function_name
     context = EntryContext(
-        lambda_env.function_name or registration.function_name,
+        function_name,
         lambda_env.function_version,
         lambda_env.function_memory_size,
         lambda_env.region,
         architecture(),
+        account_id=registration.account_id,
+        extension_version=__version__,
+        service_name=records.service_name or function_name,
+        instance=lambda_env.log_stream_name,
+        extra_fields=extra_fields(records.extra_fields, ENTRY_KEYS),
+    )
+    # Where init runs ahead of any request, no invocation waits for it: none is a cold start.
+    cold_starts = not lambda_env.managed_instances and (
+        lambda_env.initialization_type != PROVISIONED_CONCURRENCY
     )
     return Transformer(
         context,
         attribute_requests=not lambda_env.managed_instances,
         encoder=encoder_class(settings.batching.output_format)(context),
         screen=options.build(settings.records),  # ConfigError: reported by the worker
+        invocations=invocations,
+        cold_starts=cold_starts,
     )
 
 

@@ -5,6 +5,10 @@ is still in memory then waits, possibly forever. So after an INVOKE the main thr
 until the worker has delivered everything up to that request's ``platform.runtimeDone`` — the
 record Lambda sends after all of the request's function output — or until a bound: the flush
 budget counted from runtimeDone's arrival, and never later than the invocation's deadline.
+
+It also carries what only the main thread sees of an invocation to the worker thread, which
+writes the entries: the ``tracing`` of each INVOKE event (``note_invoke``, ``invoke_tracing``),
+and which invocation came first (the environment's cold start).
 """
 
 from __future__ import annotations
@@ -36,6 +40,24 @@ class InvocationProgress:
         # The invocation the main thread waits for: never forgotten to make room, so any number
         # of forged or unknown runtimeDone events cannot push it out.
         self._current = ""
+        self._tracing: dict[str, object] = {}  # request id -> its INVOKE's tracing member
+        self.first_invoke = ""  # the first INVOKE's request id (written once, by the main thread)
+
+    def note_invoke(self, request_id: str, tracing: object) -> None:
+        """The main thread received INVOKE for ``request_id``; ``tracing`` is its X-Ray member
+        (None when absent). Remembered for the last ``_REMEMBERED`` invocations: the worker
+        looks it up once per invocation (a report arrives during the next one)."""
+        with self._cond:
+            if not self.first_invoke:
+                self.first_invoke = request_id
+            if tracing is not None:
+                self._tracing[request_id] = tracing
+                _trim(self._tracing, "")
+
+    def invoke_tracing(self, request_id: str) -> object:
+        """The ``tracing`` member of ``request_id``'s INVOKE event, None if unknown."""
+        with self._cond:
+            return self._tracing.get(request_id)
 
     def runtime_done_arrived(self, request_id: str) -> None:
         """The listener received ``platform.runtimeDone`` for ``request_id``.

@@ -209,12 +209,16 @@ class Extension:
             deadline = _monotonic_deadline(event.get("deadlineMs"), margin)
             if event_type == INVOKE:
                 request_id = str(event.get("requestId") or "")
+                # For the worker's entries: the trace, and which invocation was the first.
+                if self.progress is not None:
+                    self.progress.note_invoke(request_id, event.get("tracing"))
                 if request_id and hold and self.progress is not None:
                     self._wait_for_delivery(request_id, deadline, budget)
                 self.last_request_id = request_id
             elif event_type == SHUTDOWN:
-                log.debug(f"shutdown ({event.get('shutdownReason', '')})")
-                self._shutdown(deadline, self.last_request_id)
+                reason = event.get("shutdownReason")
+                log.debug(f"shutdown ({reason})")
+                self._shutdown(deadline, self.last_request_id, str(reason or "").lower())
                 return 0
             else:
                 log.warning(f"ignored an unknown event type {event_type!r}")
@@ -256,11 +260,14 @@ class Extension:
         log.emit(log.DEBUG if self._released_early else log.WARNING, message)
         self._released_early += 1
 
-    def _shutdown(self, deadline: float, last_request_id: str) -> None:
+    def _shutdown(self, deadline: float, last_request_id: str, reason: str = "") -> None:
         """Deliver everything still held before ``deadline``, then stop the threads.
 
         What cannot be delivered in time goes to the spill directory (a reset keeps /tmp), so
         the end of the window is kept free for that: a send still in flight then is aborted.
+        ``reason``: the SHUTDOWN's; a ``timeout`` or ``failure`` ended the last invocation,
+        which the worker then says in one ERROR entry unless Lambda's own records already did
+        (``records.enrich``).
         """
         self.open_gate()
         keep_deadline = deadline - SHUTDOWN_RESERVE_SECONDS
@@ -270,10 +277,24 @@ class Extension:
             grace = min(time.monotonic() + REPORT_GRACE_SECONDS, send_deadline)
             self.progress.wait_report(last_request_id, grace)
         self.listener.stop(timeout=0.5)
+        self._notify_worker_of_shutdown(reason, last_request_id)
         if self.worker is not None and not self.worker.flush(send_deadline):
             self.worker.abort_send()
         self._stop_threads(keep_deadline)
         log.info(f"shutdown summary: {self.stats.summary()}")
+
+    def _notify_worker_of_shutdown(self, reason: str, request_id: str) -> None:
+        """Queue the SHUTDOWN's reason for the worker, once the listener has stopped: it goes
+        behind every push taken in, so the worker sees the invocation's own runtimeDone and
+        report first, and the flush (or, past its deadline, the spill) takes it with them."""
+        from .records.enrich import SHUTDOWN_FAILED, ShutdownNotice
+        from .records.timestamps import utc_now_iso
+
+        worker = self.worker
+        if reason in SHUTDOWN_FAILED and worker is not None:
+            notice = ShutdownNotice.make(reason, request_id, utc_now_iso())
+            if not worker.submit([notice], 0):
+                log.warning(f"could not queue the entry for the shutdown ({reason})")
 
     def _stop_threads(self, deadline: float) -> None:
         self.listener.stop(timeout=max(0.05, deadline - time.monotonic()))

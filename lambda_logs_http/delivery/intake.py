@@ -20,6 +20,7 @@ import time
 
 from .. import log
 from ..lambda_api.events import RUNTIME_DONE
+from ..records.enrich import ShutdownNotice
 from ..records.transform import FILTERED, UNENCODABLE_REASON
 from .batching import SEED, Batch, Batcher, Framing
 
@@ -66,14 +67,23 @@ class Intake:
     def ingest(self, events: Push) -> None:
         """Encode one push into entries and batches."""
         now = self._clock()
-        encode = self._transformer.encode
+        transformer = self._transformer
+        encode = transformer.encode
         runtime_done = False
         filtered = 0
         for event in events:
             entry = encode(event)
+            if transformer.alert:
+                # A failed invocation's ERROR entry goes first (before its runtimeDone, whose
+                # batch releases the invocation). Like a drop report, it is the extension's
+                # own: not among the records received and delivered.
+                self._enqueue(self.batcher.add(transformer.alert, now, "", True))
+                transformer.alert = ""
             if not entry:  # None: skipped on purpose; UNENCODABLE (""): lost, count and report
                 if entry is None:
-                    self._stats.add("skipped")
+                    # A SHUTDOWN's notice is no record: not counted at all.
+                    if event.__class__ is not ShutdownNotice:
+                        self._stats.add("skipped")
                 elif entry is FILTERED:
                     filtered += 1
                 else:

@@ -15,6 +15,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# Every key an entry of the default format can have besides HTTP_EXTRA_FIELDS' names (which may
+# not be one of them): what a spilled batch's entries are checked against when read back.
+ENTRY_KEYS = frozenset({
+    "timestamp", "level", "message", "source", "function_name", "function_version",
+    "function_memory_size", "aws_region", "architecture", "account_id", "extension_version",
+    "service_name", "instance", "log_type", "request_id", "tenant_id", "trace_id", "span_id",
+    "cold_start", "record",
+})  # fmt: skip
+
+
 def architecture(machine: str | None = None) -> str:
     """``x86_64`` or ``arm64`` (the names Lambda uses), from the kernel's machine name."""
     machine = machine or os.uname().machine

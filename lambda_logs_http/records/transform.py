@@ -12,6 +12,12 @@ encodes. A record nested deeper than ``jsonsafe.MAX_DEPTH`` that the C encoder d
 capped the same way, since receivers' parsers are not as patient. An event that still fails
 comes back as ``UNENCODABLE``, for the caller to count; it never raises, so it never takes the
 rest of its push with it.
+
+Every record of an invocation carries its trace (``platform.start``'s, else its INVOKE's, which
+the main thread passes on through ``InvocationProgress``) and, for the environment's first
+invocation, ``cold_start``. An invocation that timed out, crashed or failed gets one more entry,
+an ``ERROR`` that says so (``enrich.Alerts``), left in ``alert`` for the caller to put before
+the event's own.
 """
 
 from __future__ import annotations
@@ -19,16 +25,18 @@ from __future__ import annotations
 from .. import log
 from ..lambda_api.events import EXTENSION, FUNCTION, RUNTIME_DONE, START, UNKNOWN_PLATFORM
 from . import jsonsafe, levels, platform_events
+from .enrich import ALERTING, NO_TRACE, Alert, Alerts, ShutdownNotice, trace
 from .formats import DEFAULT, encoder_class
-from .record import EntryContext, Record, architecture
+from .record import ENTRY_KEYS, EntryContext, Record, architecture
 from .timestamps import utc_now_iso
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ..invocations import InvocationProgress
     from .formats.base import Encoder
     from .options import Screen
 
-__all__ = ["UNENCODABLE", "EntryContext", "Transformer", "architecture"]
+__all__ = ["ENTRY_KEYS", "UNENCODABLE", "EntryContext", "Transformer", "architecture"]
 _OWN_LINE_PREFIX = log.PREFIX
 UNENCODABLE = ""
 """What ``encode`` returns for an event that could not be encoded at all: the caller counts it
@@ -50,6 +58,9 @@ _MAX_TENANTS = 64
 # Built once: a tuple of two globals in the test would be built for every line. A tuple, not a
 # set: a hostile push's "type" may be unhashable.
 _LOG_TYPES = (FUNCTION, EXTENSION)
+# Request id -> (trace id, span id), for the invocations still producing entries.
+_MAX_TRACES = 64
+_UNSET = object()  # no request looked up yet
 
 
 class Transformer:
@@ -61,6 +72,9 @@ class Transformer:
         attribute_requests: bool = True,
         encoder: Encoder | None = None,
         screen: Screen | None = None,
+        *,
+        invocations: InvocationProgress | None = None,
+        cold_starts: bool = True,
     ) -> None:
         """``attribute_requests``: give function lines that name no request the id of the
         invocation in progress. Right on on-demand Lambda, which runs one invocation at a time
@@ -70,7 +84,11 @@ class Transformer:
         ``encoder``: the format's (default: ``formats.DEFAULT``'s).
 
         ``screen``: the filters and redaction (``options.build``), run on each record before
-        the encoder sees it, so every format writes only what they let through."""
+        the encoder sees it, so every format writes only what they let through.
+
+        ``invocations``: what the main thread learnt from each INVOKE (its trace; which came
+        first). ``cold_starts``: whether the environment's first invocation is a cold start —
+        not where init ran ahead of any request (provisioned concurrency, Managed Instances)."""
         self._attribute_requests = attribute_requests
         self._current_request_id = ""
         self.encoder = encoder if encoder is not None else encoder_class(DEFAULT)(context)
@@ -78,6 +96,19 @@ class Transformer:
         self._tenants: dict[str, str] = {}
         self._warned_unencodable = False
         self.screen = screen
+        self._invocations = invocations
+        self._cold_starts = cold_starts
+        self._first_request_id = ""  # the environment's first invocation
+        self._traces: dict[str, tuple[str, str]] = {}
+        # What the last record's request was found to have: looked up once per request.
+        self._looked_up: object = _UNSET
+        self._trace_id = self._span_id = ""
+        self._cold = False
+        self.alerts = Alerts()
+        self._alert_record = Record()
+        self.alert = ""
+        """An entry to go before the one ``encode`` returned ("" when none): the alert of a
+        failed invocation. The caller takes it and sets it back to ""."""
 
     def encode(self, event: dict[str, object], _sanitized: bool = False) -> str | None:
         """The entry for ``event``, None for events that are not forwarded, ``FILTERED``,
@@ -105,15 +136,27 @@ class Transformer:
                 if not request_id and log_type == FUNCTION:
                     request_id = self._current_request_id
             else:
+                if event.__class__ is ShutdownNotice:
+                    self._shutdown_alert(event)
+                    return None
                 log_type = "platform"
                 event_type = event_type if isinstance(event_type, str) else UNKNOWN_PLATFORM
                 level, message, request_id = platform_events.render(event_type, record)
                 fields = record if isinstance(record, dict) else None
+                if event_type == START and request_id:
+                    if not self._first_request_id:
+                        self._first_request_id = request_id
+                    if fields is not None and "tracing" in fields:
+                        self._remember_trace(request_id, fields["tracing"])
                 if self._attribute_requests:
                     if event_type == START:
                         self._current_request_id = request_id
                     elif event_type == RUNTIME_DONE:
                         self._current_request_id = ""
+                if event_type in ALERTING and fields is not None:
+                    alert = self.alerts.from_event(event_type, fields)
+                    if alert is not None:
+                        self.alert = self._alert_entry(alert, event.get("time"))
             timestamp = event.get("time")
             # Tenant isolation: the record's own tenantId, else its request's. A line with no
             # tenant seen yet pays one check more than before tenants existed.
@@ -122,7 +165,12 @@ class Transformer:
                 tenant_id = self._tenant(
                     request_id, fields.get(TENANT_KEY) if fields is not None else None
                 )
+            if request_id != self._looked_up:
+                self._look_up(request_id)
             out = self._record
+            out.trace_id = self._trace_id
+            out.span_id = self._span_id
+            out.cold_start = self._cold
             out.time = timestamp if isinstance(timestamp, str) else utc_now_iso()
             out.level = level
             out.message = message
@@ -152,6 +200,65 @@ class Transformer:
             return self._unencodable(exc)
         finally:
             encoder.dump = fast
+
+    def _look_up(self, request_id: str) -> None:
+        """The trace and cold start of ``request_id``'s records, kept while the records that
+        follow name the same request: looked up about once per invocation, not per line."""
+        self._looked_up = request_id
+        if not request_id:
+            self._trace_id = self._span_id = ""
+            self._cold = False
+            return
+        found = self._traces.get(request_id)
+        invocations = self._invocations
+        if found is None and invocations is not None:
+            found = trace(invocations.invoke_tracing(request_id))
+            if found != NO_TRACE:
+                self._remember_trace(request_id, found)
+        self._trace_id, self._span_id = found or NO_TRACE
+        if not self._first_request_id and invocations is not None:
+            # Only INVOKE was seen of it (platform records not subscribed to).
+            self._first_request_id = invocations.first_invoke
+        self._cold = self._cold_starts and request_id == self._first_request_id
+
+    def _remember_trace(self, request_id: str, tracing: object) -> None:
+        """Keep ``request_id``'s trace (``tracing`` a member to parse, or a parsed pair)."""
+        found = tracing if type(tracing) is tuple else trace(tracing)
+        if found == NO_TRACE:
+            return
+        traces = self._traces
+        if request_id not in traces and len(traces) >= _MAX_TRACES:
+            del traces[next(iter(traces))]
+        traces[request_id] = found  # type: ignore[assignment]
+        self._looked_up = _UNSET
+
+    def _shutdown_alert(self, notice: ShutdownNotice) -> None:
+        record = notice.get("record")
+        if isinstance(record, dict):
+            alert = self.alerts.from_shutdown(record)
+            if alert is not None:
+                self.alert = self._alert_entry(alert, notice.get("time"))
+
+    def _alert_entry(self, alert: Alert, timestamp: object) -> str:
+        """The entry that says how ``alert``'s invocation ended, with its trace and tenant;
+        "" if it cannot be encoded (it is made of the extension's own values: it can)."""
+        self._look_up(alert.request_id)
+        out = self._alert_record
+        out.time = timestamp if isinstance(timestamp, str) else utc_now_iso()
+        out.level = "ERROR"
+        out.message = alert.message
+        out.log_type = out.event_type = EXTENSION
+        out.request_id = alert.request_id
+        out.tenant_id = self._tenants.get(alert.request_id, "") if alert.request_id else ""
+        out.trace_id = self._trace_id
+        out.span_id = self._span_id
+        out.cold_start = self._cold
+        out.fields = alert.fields
+        try:
+            return self.encoder.entry(out)
+        except Exception as exc:
+            self._unencodable(exc)
+            return ""
 
     def _tenant(self, request_id: str, tenant_id: object) -> str:
         """The tenant of this entry: its own ``tenantId`` (remembered for its request), else

@@ -49,6 +49,7 @@ from .names import (
     AWS_LAMBDA_FUNCTION_VERSION,
     AWS_LAMBDA_INITIALIZATION_TYPE,
     AWS_LAMBDA_LOG_LEVEL,
+    AWS_LAMBDA_LOG_STREAM_NAME,
     AWS_REGION,
     AWS_SECRET_ACCESS_KEY,
     AWS_SESSION_TOKEN,
@@ -155,6 +156,8 @@ LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 MAX_PATTERN_CHARS = 4_096
 MAX_REDACT_PATTERNS_CHARS = 16_384
 MAX_EXTRA_FIELDS_CHARS = 4_096
+# A log stream name is at most 512 characters in CloudWatch Logs.
+MAX_LOG_STREAM_CHARS = 512
 
 
 def is_managed_instances(environ: Mapping[str, str]) -> bool:
@@ -394,6 +397,7 @@ def _lambda_env(env: Mapping[str, str]) -> LambdaEnv:
         region=env.get(AWS_REGION, "") or env.get(AWS_DEFAULT_REGION, ""),
         managed_instances=is_managed_instances(env),
         initialization_type=parse.text(env, AWS_LAMBDA_INITIALIZATION_TYPE),
+        log_stream_name=parse.text(env, AWS_LAMBDA_LOG_STREAM_NAME)[:MAX_LOG_STREAM_CHARS],
     )
 
 

@@ -200,6 +200,7 @@ class LambdaEnv(Frozen):
     __slots__ = (
         "function_name", "function_version", "function_memory_size", "region",
         "managed_instances", "initialization_type",
+        "log_stream_name",
     )  # fmt: skip
 
     function_name: str
@@ -208,6 +209,9 @@ class LambdaEnv(Frozen):
     region: str
     managed_instances: bool
     initialization_type: str  # AWS_LAMBDA_INITIALIZATION_TYPE: on-demand, snap-start...
+    # AWS_LAMBDA_LOG_STREAM_NAME: Lambda gives it to the runtime, not to extensions; some
+    # emulators and container set-ups pass it on. "" when unknown.
+    log_stream_name: str
 
 
 class Records(Frozen):

@@ -77,6 +77,8 @@ PROVISIONED_CONCURRENCY = "provisioned-concurrency"
 SNAP_START = "snap-start"
 # Lambda's log level for the function (advanced logging controls): HTTP_MIN_LEVEL's default.
 AWS_LAMBDA_LOG_LEVEL = "AWS_LAMBDA_LOG_LEVEL"
+# The execution environment's log stream: set for the runtime, not (on Lambda) for extensions.
+AWS_LAMBDA_LOG_STREAM_NAME = "AWS_LAMBDA_LOG_STREAM_NAME"
 # OpenTelemetry's service name, as its SDKs read it: the entries' service name when set.
 OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
 # The function's role credentials, from the environment, or (SnapStart) from a local endpoint.

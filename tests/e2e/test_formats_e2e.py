@@ -112,6 +112,7 @@ def test_otlp_rotel_accepts_every_record_with_its_severity_body_and_resource(
     assert resource["cloud.platform"] == "Str(aws_lambda)"
     assert resource["cloud.region"] == "Str(eu-west-1)"
     assert resource["host.arch"] in ("Str(amd64)", "Str(arm64)")
+    assert resource["cloud.account.id"] == "Str(123456789012)"  # the sandbox's account
     reports = [r for r in records if r["attributes"].get("aws.lambda.event_type")
                == "Str(platform.report)"]  # fmt: skip
     assert len(reports) == INVOCATIONS
@@ -133,12 +134,11 @@ def test_otlp_records_carry_the_invocations_xray_trace(
             )  # fmt: skip
     assert len(roots) == INVOCATIONS
     function = [r for r in records if r["attributes"].get("log.type") == "Str(function)"]
-    traced = [r for r in function if r.get("Trace ID")]
-    if not traced:
-        pytest.xfail("Record.trace_id is not filled by the transformer yet (enrichment)")
+    assert function
     for record in function:
-        trace_id, _ = roots[record["attributes"]["faas.invocation_id"]]
+        trace_id, parent = roots[record["attributes"]["faas.invocation_id"]]
         assert record.get("Trace ID") == trace_id
+        assert record.get("Span ID") == parent  # the X-Ray Parent, 16 hex digits
 
 
 # -- loki against a capture receiver that reads pushes as Loki does -------------------------

@@ -253,3 +253,27 @@ def test_start_twice_and_stop_twice(make) -> None:  # type: ignore[no-untyped-de
     with pytest.raises(RuntimeError):
         running.worker.start()
     assert running.worker.stop(5) and running.worker.stop(5)
+
+
+def test_the_shutdowns_timeout_entry_is_kept_on_disk_when_it_cannot_be_sent(make, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    """A SHUTDOWN (timeout) with the receiver down: the entry that says so is not lost at exit,
+    it goes to disk with the invocation's lines and out with the next process's first send."""
+    from lambda_logs_http.records.enrich import ShutdownNotice
+
+    receiver.script([{"status": 503, "times": 1000}])
+    first = make()
+    first.worker.submit([{"time": "t", "type": "function", "record": "working\n"}])
+    first.worker.submit([ShutdownNotice.make("timeout", "r-9", "2024-01-15T10:30:03.000Z")], 0)
+    assert first.worker.flush(time.monotonic() + 0.3) is False
+    assert first.worker.stop(5)
+    assert first.stats.dropped == {} and first.stats.skipped == 0
+    receiver.script([])
+    second = make()
+    second.worker.submit([{"time": "t", "type": "function", "record": "after restart"}])
+    assert second.worker.flush(time.monotonic() + 5)
+    messages = [e["message"] for e in receiver.entries()]
+    assert messages == [
+        "working",
+        "RequestId: r-9 Error: Task timed out: Lambda shut the execution environment down (timeout)",
+        "after restart",
+    ]

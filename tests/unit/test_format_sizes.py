@@ -83,7 +83,7 @@ def make_record(values: tuple[Any, ...]) -> Record:
     return out
 
 
-def decoded(name: str, body: bytes, now_ns: int = NOW_NS) -> list[Any]:
+def decoded(name: str, body: bytes) -> list[Any]:
     """The entries a receiver of format ``name`` takes from ``body``, in order."""
     if name == "seed":
         return list(json.loads(body)["logs"])
@@ -95,31 +95,26 @@ def decoded(name: str, body: bytes, now_ns: int = NOW_NS) -> list[Any]:
             return list(message.resource_logs[0].scope_logs[0].log_records)
         return list(json.loads(body)["resourceLogs"][0]["scopeLogs"][0]["logRecords"])
     if name == "loki":
-        return vendor_checks.loki(body, now_ns=now_ns)
-    if name == "elasticsearch":  # _bulk: an action line, then the document
-        lines = vendor_checks.ndjson(body)
-        assert all(line == {"create": {}} for line in lines[::2]), lines[:2]
-        return lines[1::2]
-    if name == "splunk_hec":  # concatenated event objects
-        text, decoder, out, at = body.decode(), json.JSONDecoder(), [], 0
-        while at < len(text):
-            value, at = decoder.raw_decode(text, at)
-            out.append(value)
-            while at < len(text) and text[at] in " \n":
-                at += 1
-        return out
+        return vendor_checks.loki(body, now_ns=NOW_NS)
+    if name == "elasticsearch":
+        from tests.support.vendor_receiver import read_bulk
+
+        return read_bulk(body)
+    if name == "splunk_hec":
+        from tests.support.hec import read_events
+
+        return read_events(body)
     if name == "datadog":
-        return list(json.loads(body))
+        from tests.support.datadog_intake import read_logs
+
+        return read_logs(body)
     raise AssertionError(name)
 
 
 def messages_of(name: str, body: bytes) -> list[str]:
     """Each entry's readable text (a Loki line of a JSON record is its object's text)."""
-    if name in ("seed", "ndjson", "elasticsearch", "datadog"):
+    if name in ("seed", "ndjson"):
         return [e["message"] for e in decoded(name, body)]
-    if name == "splunk_hec":
-        events = [e["event"] for e in decoded(name, body)]
-        return [e if isinstance(e, str) else e["message"] for e in events]
     if name == "otlp":
         out = []
         for e in json.loads(body)["resourceLogs"][0]["scopeLogs"][0]["logRecords"]:
@@ -130,6 +125,11 @@ def messages_of(name: str, body: bytes) -> list[str]:
                 out.append(next(kv["value"].get("stringValue") for kv in b["kvlistValue"]["values"]
                                 if kv["key"] == "message"))  # fmt: skip
         return out
+    if name in ("elasticsearch", "datadog"):
+        return [e["message"] for e in decoded(name, body)]
+    if name == "splunk_hec":
+        events = [e["event"] for e in decoded(name, body)]
+        return [e if isinstance(e, str) else e["message"] for e in events]
     return [line for _, _, line, _ in decoded(name, body)]
 
 

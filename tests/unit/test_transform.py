@@ -10,7 +10,7 @@ from lambda_logs_http.records.transform import EntryContext, Transformer, archit
 RID = "459921b5-681c-4a96-beb0-81e0aa586026"
 SEED_FIELDS = [
     "timestamp", "level", "message", "source", "function_name", "function_version",
-    "function_memory_size", "aws_region", "architecture", "log_type",
+    "function_memory_size", "aws_region", "architecture", "service_name", "log_type",
 ]  # fmt: skip
 
 
@@ -35,7 +35,7 @@ def test_function_text_line_has_the_seed_fields_in_order(transformer: Transforme
         "timestamp": "2024-01-15T10:30:00.000Z", "level": "ERROR", "message": "boom",
         "source": "lambda", "function_name": "my-fn", "function_version": "$LATEST",
         "function_memory_size": 256, "aws_region": "eu-west-1", "architecture": "arm64",
-        "log_type": "function", "request_id": RID,
+        "service_name": "my-fn", "log_type": "function", "request_id": RID,
     }  # fmt: skip
 
 

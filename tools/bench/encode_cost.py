@@ -6,18 +6,17 @@ awslambdaric's JSON logger sends) and platform events (start, runtimeDone, repor
 
     python -m tools.bench.encode_cost               # timeit: best of 15, µs per line
     python -m tools.bench.encode_cost --callgrind   # instructions per line (valgrind)
-    python -m tools.bench.encode_cost --modes off,redact --kinds text,secrets
-    python -m tools.bench.encode_cost --callgrind --modes redact --formats all
-    python -m tools.bench.encode_cost --framing --formats all   # the batching's cost per entry
+    python -m tools.bench.encode_cost --callgrind --formats all   # every HTTP_FORMAT
+    python -m tools.bench.encode_cost --callgrind --modes off,redact,all --kinds text,secrets
+    python -m tools.bench.encode_cost --framing     # batching's cost per entry, per format
 
-Each cell is also measured in each output format given (``--formats``, ``HTTP_FORMAT``'s
-values or ``all``; default ``seed``).
-
-A fifth kind, ``secrets``, is Text lines each holding a secret of one built-in kind (an access
-key id, a URL password, a bearer token, a JWT, ``password=``…). Each kind is measured in each
-mode (``MODES``): ``off`` (``HTTP_REDACT=false``: no screen at all), ``redact`` (the default:
-built-in redaction on) and ``all`` (redaction plus one user pattern, an exclusion pattern and
-a minimum level: what the bench's ``filter_redact`` throughput row sets, ``FILTER_REDACT_ENV``).
+Each kind is measured in each chosen output format (``HTTP_FORMAT``; ``--formats``, default
+``seed``) and mode (``--modes``, default ``redact``). A fifth kind, ``secrets``, is Text lines
+each holding a secret of one built-in kind (an access key id, a URL password, a bearer token, a
+JWT, ``password=``…). The modes (``MODES``): ``off`` (``HTTP_REDACT=false``: no screen at all),
+``redact`` (the default: built-in redaction on) and ``all`` (redaction plus one user pattern, an
+exclusion pattern and a minimum level: what the bench's ``filter_redact`` throughput row sets,
+``FILTER_REDACT_ENV``).
 
 Wall-clock figures on a shared machine move by 10-30 % from run to run; instruction counts
 under callgrind (1,000-line rounds, 3 rounds minus 0 rounds, ``PYTHONHASHSEED=0``) move by about
@@ -83,20 +82,23 @@ def events(kind: str) -> list[dict[str, object]]:
     return (cycle * 334)[:1000]
 
 
-def encoder(mode: str = "redact", output_format: str = "seed") -> object:
+def encoder(output_format: str = "seed", mode: str = "redact") -> object:
     from lambda_logs_http.records.transform import EntryContext, Transformer
 
     context = EntryContext("bench", "$LATEST", 1024, "us-east-1", "x86_64")
+    options: dict[str, object] = {}
+    if output_format != "seed":  # the default is also what a tree from before the formats has
+        from lambda_logs_http.records.formats import encoder_class
+
+        options["encoder"] = encoder_class(output_format)(context)
     try:
-        from lambda_logs_http.records import options
+        from lambda_logs_http.records import options as screens
     except ImportError:  # a tree from before filtering and redaction (--tree)
-        return Transformer(context).encode
-    from lambda_logs_http.records.formats import encoder_class
+        return Transformer(context, **options).encode
     from lambda_logs_http.settings.load import load
 
     settings = load({"HTTP_ENDPOINT": "http://127.0.0.1:9/bench", **MODES[mode]})
-    return Transformer(context, encoder=encoder_class(output_format)(context),
-                       screen=options.build(settings.records)).encode  # fmt: skip
+    return Transformer(context, screen=screens.build(settings.records), **options).encode
 
 
 def all_formats() -> list[str]:
@@ -107,9 +109,9 @@ def all_formats() -> list[str]:
     return list(MODULES)
 
 
-def run_rounds(kind: str, rounds: int, mode: str = "redact", output_format: str = "seed") -> None:
+def run_rounds(kind: str, rounds: int, output_format: str = "seed", mode: str = "redact") -> None:
     """Encode ``rounds`` times 1,000 events (the process callgrind counts)."""
-    encode = encoder(mode, output_format)
+    encode = encoder(output_format, mode)
     batch = events(kind)
     for event in batch[:50]:  # warm up: the counted rounds are steady state
         encode(event)  # type: ignore[operator]
@@ -118,11 +120,11 @@ def run_rounds(kind: str, rounds: int, mode: str = "redact", output_format: str 
             encode(event)  # type: ignore[operator]
 
 
-def timed(kinds: list[str], modes: list[str], output_formats: list[str]) -> None:
+def timed(output_formats: list[str], kinds: list[str], modes: list[str]) -> None:
     for output_format in output_formats:
         for kind in kinds:
             for mode in modes:
-                encode = encoder(mode, output_format)
+                encode = encoder(output_format, mode)
                 batch = events(kind)
 
                 def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
@@ -140,7 +142,7 @@ def framing_cost(output_formats: list[str]) -> None:
     from lambda_logs_http.delivery.batching import Batcher, Framing
 
     for output_format in output_formats:
-        encode = encoder("redact", output_format)
+        encode = encoder(output_format)
         entries = [encode(e) for e in events("text")] * 4  # type: ignore[operator]
         framing = Framing.of(encode.__self__.encoder)  # type: ignore[attr-defined]
 
@@ -154,13 +156,12 @@ def framing_cost(output_formats: list[str]) -> None:
         batch = add().take()
         assert batch is not None
         per_body = min(timeit.repeat(batch.body, number=20, repeat=7)) / 20
-        print(f"{output_format:13s} add {per_add * 1e9:5.0f} ns/entry   body "
+        print(f"{output_format:7s} add {per_add * 1e9:5.0f} ns/entry   body "
               f"{per_body * 1e9 / len(batch):5.0f} ns/entry   {batch.size:>10,d} bytes for "
               f"{len(batch):,} lines")
 
 
-def counted(tree: str | None, kinds: list[str], modes: list[str],
-            output_formats: list[str]) -> int:  # fmt: skip
+def counted(tree: str | None, output_formats: list[str], kinds: list[str], modes: list[str]) -> int:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
@@ -173,9 +174,9 @@ def counted(tree: str | None, kinds: list[str], modes: list[str],
                 for rounds in (0, 3):
                     done = subprocess.run(
                         [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                         sys.executable, "-m", "tools.bench.encode_cost", "--rounds", kind,
-                         str(rounds), "--modes", mode, "--formats", output_format,
-                         *(["--tree", tree] if tree else [])],
+                         sys.executable, "-m", "tools.bench.encode_cost",
+                         "--rounds", kind, str(rounds), "--formats", output_format,
+                         "--modes", mode, *(["--tree", tree] if tree else [])],
                         capture_output=True, text=True, env=env, timeout=600, check=True,
                     )  # fmt: skip
                     found = re.search(r"Collected : (\d+)", done.stderr)
@@ -192,20 +193,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="count instructions under valgrind instead of timing")
     parser.add_argument("--tree", metavar="DIR",
                         help="measure the lambda_logs_http in DIR (default: this one)")
-    parser.add_argument("--kinds", default=",".join(KINDS),
-                        help=f"comma-separated, of {', '.join(KINDS)} (default: all)")
-    parser.add_argument("--modes", default="off,redact",
-                        help=f"comma-separated, of {', '.join(MODES)} (default: off,redact)")
-    parser.add_argument("--formats", "--format", default="seed",
-                        help="comma-separated output formats, or all (default: seed)")
     parser.add_argument("--framing", action="store_true",
                         help="time the batching (count and body) per entry instead")
+    parser.add_argument("--formats", default="seed",
+                        help="comma-separated output formats, or all (default: seed)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"comma-separated, of {', '.join(KINDS)} (default: all)")
+    parser.add_argument("--modes", default="redact",
+                        help=f"comma-separated, of {', '.join(MODES)} (default: redact)")
     parser.add_argument("--rounds", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    kinds, modes = args.kinds.split(","), args.modes.split(",")
-    unknown = [k for k in kinds if k not in KINDS] + [m for m in modes if m not in MODES]
-    if unknown:
-        parser.error(f"unknown kind or mode: {', '.join(unknown)}")
     if args.tree:
         sys.path.insert(0, os.path.abspath(args.tree))
     import lambda_logs_http
@@ -214,15 +211,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lambda_logs_http from {os.path.dirname(lambda_logs_http.__file__)}, "
               f"Python {sys.version.split()[0]}")
     output_formats = all_formats() if args.formats == "all" else args.formats.split(",")
+    kinds = args.kinds.split(",")
+    modes = args.modes.split(",")
+    unknown = [k for k in kinds if k not in KINDS] + [m for m in modes if m not in MODES]
+    if unknown:
+        parser.error(f"unknown kind or mode: {', '.join(unknown)}")
     if args.rounds:
-        run_rounds(args.rounds[0], int(args.rounds[1]), modes[0], output_formats[0])
+        run_rounds(args.rounds[0], int(args.rounds[1]), output_formats[0], modes[0])
         return 0
     if args.callgrind:
-        return counted(args.tree, kinds, modes, output_formats)
+        return counted(args.tree, output_formats, kinds, modes)
     if args.framing:
         framing_cost(output_formats)
         return 0
-    timed(kinds, modes, output_formats)
+    timed(output_formats, kinds, modes)
     return 0
 
 

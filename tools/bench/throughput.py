@@ -102,14 +102,15 @@ VARIANTS: tuple[Variant, ...] = (
             needs="gzip", target=100_000),
     Variant("gzip.unpinned", "HTTP_COMPRESSION=gzip, unpinned", {"HTTP_COMPRESSION": "gzip"},
             False, needs="gzip"),
-    # One row per output format besides the default (seed), same stream and receiver: the
-    # bench's marker is in every record's message, whatever body holds it.
+    # The other output formats (HTTP_FORMAT), each against the same receiver: the bench's marker
+    # is in every record's message, whatever body holds it.
     Variant("ndjson.pinned", "HTTP_FORMAT=ndjson, 1 core", {"HTTP_FORMAT": "ndjson"}, True,
             target=150_000),
     Variant("otlp.pinned", "HTTP_FORMAT=otlp, 1 core", {"HTTP_FORMAT": "otlp"}, True,
             target=150_000),
     Variant("loki.pinned", "HTTP_FORMAT=loki, 1 core", {"HTTP_FORMAT": "loki"}, True,
             target=150_000),
+    # One row per output format besides the default (seed), same stream and receiver.
     Variant("elasticsearch.pinned", "HTTP_FORMAT=elasticsearch, 1 core",
             {"HTTP_FORMAT": "elasticsearch"}, True, target=150_000),
     Variant("splunk_hec.pinned", "HTTP_FORMAT=splunk_hec, 1 core",

@@ -16,8 +16,8 @@ A format declares:
   ``group_tail``: each entry is then a self-contained group (``<key><group_mark><value>
   <group_tail>``) and entries with the same key share one group in the body;
 * ``max_entry_bytes``: the receiver's documented limit for one entry (0: only the batch's);
-  ``max_batch_bytes``/``max_batch_records``: its limits for one request (0: none), which
-  ``HTTP_MAX_BATCH_BYTES``/``HTTP_MAX_BATCH_RECORDS`` are clamped to;
+  ``max_batch_bytes``/``max_batch_records``: its limits for one request (0: none), to which
+  ``HTTP_MAX_BATCH_BYTES``/``HTTP_MAX_BATCH_RECORDS`` are lowered at start, with a warning;
 * ``truncate``: the entry cut to a size, still valid in the format (message cut, structure
   dropped first);
 * ``check_entry``: whether a decoded entry read back from disk (untrusted) is one of its own;

@@ -1,6 +1,6 @@
 """``HTTP_FORMAT=seed`` (the default): one JSON object per record, with the fields every entry
-repeats (function, version, memory, region, architecture, and when known the account, the
-extension's version and ``HTTP_EXTRA_FIELDS``), inside the envelope
+repeats (function, version, memory, region, architecture, the service name, and when known the
+account, the extension's version, the log stream and ``HTTP_EXTRA_FIELDS``), inside the envelope
 ``{"logs":[…],"source":"aws-lambda-extension","timestamp":…}``.
 
 An entry is built as JSON text directly: the repeated fields are encoded once, the fields of an
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from ..record import ENTRY_KEYS
 from .base import Encoder, quote
 
 TYPE_CHECKING = False
@@ -23,13 +24,9 @@ if TYPE_CHECKING:
 
 SOURCE = "lambda"
 ENVELOPE_SOURCE = "aws-lambda-extension"
-# Every key an entry can have (HTTP_EXTRA_FIELDS' names aside), and those every entry has, as
-# strings: what a spilled batch's entries are checked against when read back.
-ENTRY_KEYS = frozenset({
-    "timestamp", "level", "message", "source", "function_name", "function_version",
-    "function_memory_size", "aws_region", "architecture", "account_id", "extension_version",
-    "log_type", "request_id", "tenant_id", "trace_id", "cold_start", "record",
-})  # fmt: skip
+# Those every entry has, as strings; with ENTRY_KEYS (every key an entry can have,
+# HTTP_EXTRA_FIELDS' names aside: in records.record, beside what fills them), what a spilled
+# batch's entries are checked against when read back.
 ENTRY_TEXT_KEYS = ("timestamp", "level", "message", "log_type")
 
 
@@ -54,6 +51,10 @@ class SeedEncoder(Encoder):
             context_json += f',"account_id":{quote(context.account_id)}'
         if context.extension_version:
             context_json += f',"extension_version":{quote(context.extension_version)}'
+        if context.service_name:
+            context_json += f',"service_name":{quote(context.service_name)}'
+        if context.instance:
+            context_json += f',"instance":{quote(context.instance)}'
         for name, value in context.extra_fields.items():
             context_json += f",{quote(name)}:{json.dumps(value, ensure_ascii=True)}"
         self._context_json = context_json
@@ -66,13 +67,14 @@ class SeedEncoder(Encoder):
             f',"message":{quote(record.message)}{self._context_json}'
             f',"log_type":"{record.log_type}"'
         )
-        request_id, tenant_id, trace_id = record.request_id, record.tenant_id, record.trace_id
+        request_id, tenant_id = record.request_id, record.tenant_id
+        trace_id, span_id = record.trace_id, record.span_id
         if request_id or tenant_id or trace_id:
-            key = (tenant_id, trace_id)
+            key = (tenant_id, trace_id, span_id)
             snippet = self.cached(request_id, key)
             if snippet is None:
                 snippet = self.remember(
-                    request_id, key, _invocation_json(request_id, tenant_id, trace_id)
+                    request_id, key, _invocation_json(request_id, tenant_id, trace_id, span_id)
                 )
             entry += snippet
         if record.cold_start:
@@ -101,7 +103,7 @@ def check(entry: Any, keys: frozenset[str] = ENTRY_KEYS) -> str:
     return ""
 
 
-def _invocation_json(request_id: str, tenant_id: str, trace_id: str) -> str:
+def _invocation_json(request_id: str, tenant_id: str, trace_id: str, span_id: str) -> str:
     text = ""
     if request_id:
         text += f',"request_id":{quote(request_id)}'
@@ -109,6 +111,8 @@ def _invocation_json(request_id: str, tenant_id: str, trace_id: str) -> str:
         text += f',"tenant_id":{quote(tenant_id)}'
     if trace_id:
         text += f',"trace_id":{quote(trace_id)}'
+    if span_id:
+        text += f',"span_id":{quote(span_id)}'
     return text
 
 
