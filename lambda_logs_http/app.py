@@ -164,8 +164,8 @@ def transformer(
     here: a ``ConfigError`` naming it stops delivery, the function runs on."""
     from . import __version__
     from .records import options
+    from .records.encoders import encoder_class
     from .records.enrich import extra_fields
-    from .records.formats import encoder_class
     from .records.transform import ENTRY_KEYS, EntryContext, Transformer, architecture
     from .settings.names import PROVISIONED_CONCURRENCY
 

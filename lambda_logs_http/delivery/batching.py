@@ -3,7 +3,7 @@
 Entries arrive already encoded as ASCII text (see ``transform``), so a batch's size is the exact
 sum of its entries, separators and the format's framing — never an estimate that a receiver's
 limit could catch out (a peer's 413s came from under-counting). ``Framing`` is that counting
-for one format, from the strings the format declares (``records.formats.base``):
+for one format, from the strings the format declares (``records.encoders.base``):
 
 * plain concatenation — ``head`` + entries joined by ``separator`` + ``tail``: the seed
   envelope, NDJSON, an OTLP request's ``logRecords``, a ``_bulk`` body (its action line is the
@@ -28,7 +28,7 @@ from ..settings.names import HTTP_MAX_BATCH_BYTES, HTTP_MAX_BATCH_RECORDS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..records.formats.base import Encoder
+    from ..records.encoders.base import Encoder
 
 ENVELOPE_SOURCE = "aws-lambda-extension"
 STAMP = "{stamp}"
@@ -201,7 +201,7 @@ def truncate_entry(entry: str, max_chars: int) -> str:
     The structured ``record`` goes first (it repeats the message and is usually what is big),
     then the message is cut and a marker says how much was removed.
     """
-    from ..records.formats.base import truncated  # rare path
+    from ..records.encoders.base import truncated  # rare path
 
     def shrink(fields: dict[str, object]) -> tuple[dict[str, object], str]:
         fields.pop("record", None)

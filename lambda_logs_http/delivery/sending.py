@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from typing import Union
 
     from ..http.result import SendResult
-    from ..records.formats.base import AnswerReport
+    from ..records.encoders.base import AnswerReport
     from ..records.transform import Transformer
     from ..stats import Stats
     from .backlog import Backlog, Ledger

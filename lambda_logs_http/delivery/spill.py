@@ -554,7 +554,7 @@ def check_payload(
 
 
 def _check_seed(entry: object) -> str:
-    from ..records.formats.seed import check
+    from ..records.encoders.seed import check
 
     return check(entry)
 

@@ -2,7 +2,7 @@
 
 ``EntryContext`` holds what is the same for every record of the environment; ``Record`` holds
 one Telemetry API event as the transformer understood it (its level, its message, its request,
-its structured fields). A format (``records.formats``) turns a ``Record`` into the text of one
+its structured fields). A format (``records.encoders``) turns a ``Record`` into the text of one
 entry of its body, and never has to know how Lambda, a runtime or a logging library wrote it.
 """
 

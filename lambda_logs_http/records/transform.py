@@ -1,7 +1,7 @@
 """One Telemetry API event in, one encoded payload entry out.
 
 The event is read once into a ``record.Record`` (its level and request id found in the line,
-the invocation's tenant remembered), and the format in use (``formats``) writes the entry.
+the invocation's tenant remembered), and the format in use (``encoders``) writes the entry.
 Output is ASCII-only text (non-ASCII escaped), so any text — including the lone surrogates
 ``json.loads`` lets through — always encodes.
 
@@ -25,15 +25,15 @@ from __future__ import annotations
 from .. import log
 from ..lambda_api.events import EXTENSION, FUNCTION, RUNTIME_DONE, START, UNKNOWN_PLATFORM
 from . import jsonsafe, levels, platform_events
+from .encoders import DEFAULT, encoder_class
 from .enrich import ALERTING, NO_TRACE, Alert, Alerts, ShutdownNotice, trace
-from .formats import DEFAULT, encoder_class
 from .record import ENTRY_KEYS, EntryContext, Record, architecture
 from .timestamps import utc_now_iso
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..invocations import InvocationProgress
-    from .formats.base import Encoder
+    from .encoders.base import Encoder
     from .options import Screen
 
 __all__ = ["ENTRY_KEYS", "UNENCODABLE", "EntryContext", "Transformer", "architecture"]
@@ -81,7 +81,7 @@ class Transformer:
         and sends ``platform.start`` before and ``platform.runtimeDone`` after its output; wrong
         on Managed Instances, where invocations overlap (pass False there).
 
-        ``encoder``: the format's (default: ``formats.DEFAULT``'s).
+        ``encoder``: the format's (default: ``encoders.DEFAULT``'s).
 
         ``screen``: the filters and redaction (``options.build``), run on each record before
         the encoder sees it, so every format writes only what they let through.

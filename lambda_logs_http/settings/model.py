@@ -24,7 +24,7 @@ FLUSH_STRATEGIES = (END, PERIODIC)
 NO_COMPRESSION = "none"
 GZIP = "gzip"
 COMPRESSIONS = (NO_COMPRESSION, GZIP)
-# HTTP_FORMAT's values, the default first: records.formats.MODULES' keys (a unit test checks
+# HTTP_FORMAT's values, the default first: records.encoders.MODULES' keys (a unit test checks
 # they agree), named here so that reading the setting imports no format.
 FORMATS = ("seed", "ndjson", "otlp", "loki", "elasticsearch", "splunk_hec", "datadog")
 # The levels an entry can have, lowest first (``HTTP_MIN_LEVEL``; ``records.levels`` maps every

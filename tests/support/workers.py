@@ -5,7 +5,7 @@ from __future__ import annotations
 from lambda_logs_http import app
 from lambda_logs_http.delivery.worker import DeliveryWorker
 from lambda_logs_http.invocations import InvocationProgress
-from lambda_logs_http.records.formats import encoder_class
+from lambda_logs_http.records.encoders import encoder_class
 from lambda_logs_http.records.transform import EntryContext, Transformer
 from lambda_logs_http.settings.model import Settings
 from lambda_logs_http.stats import Stats

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from lambda_logs_http.delivery import spill
 from lambda_logs_http.delivery.batching import Batcher, Framing
 from lambda_logs_http.delivery.sender import Sender, split_too_large
-from lambda_logs_http.records.formats import encoder_class
+from lambda_logs_http.records.encoders import encoder_class
 from lambda_logs_http.records.record import EntryContext, Record
 from lambda_logs_http.settings.load import load
 from tests.support.fakes import FakeClock, ScriptedTransport
@@ -218,7 +218,7 @@ def test_a_planted_file_of_the_formats_name_but_foreign_entries_is_refused(
 
 
 def test_the_settings_know_every_registered_format() -> None:
-    from lambda_logs_http.records.formats import MODULES
+    from lambda_logs_http.records.encoders import MODULES
     from lambda_logs_http.settings.model import FORMATS
 
     assert set(FORMATS) == set(MODULES) and FORMATS[0] == "seed"

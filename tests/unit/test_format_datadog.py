@@ -11,8 +11,8 @@ import pytest
 
 from lambda_logs_http import log
 from lambda_logs_http.delivery.batching import Batch, Batcher, Framing
-from lambda_logs_http.records.formats import encoder_class
-from lambda_logs_http.records.formats.datadog import tag
+from lambda_logs_http.records.encoders import encoder_class
+from lambda_logs_http.records.encoders.datadog import tag
 from lambda_logs_http.records.record import EntryContext, Record
 from tests.support import datadog_intake as intake
 from tests.support import vendor_examples as vendor

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from lambda_logs_http import log
 from lambda_logs_http.delivery.batching import Batch, Framing
 from lambda_logs_http.http.transport import with_query
-from lambda_logs_http.records.formats import encoder_class
-from lambda_logs_http.records.formats.elasticsearch import FILTER_PATH, read_bulk_answer
+from lambda_logs_http.records.encoders import encoder_class
+from lambda_logs_http.records.encoders.elasticsearch import FILTER_PATH, read_bulk_answer
 from lambda_logs_http.records.record import EntryContext, Record
 from lambda_logs_http.records.transform import Transformer
 from tests.support import vendor_examples as vendor

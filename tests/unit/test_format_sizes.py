@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from lambda_logs_http.delivery.batching import Batch, Batcher, Framing
 from lambda_logs_http.delivery.sender import split_too_large
 from lambda_logs_http.delivery.spill import SpillStore
-from lambda_logs_http.records import formats
-from lambda_logs_http.records.formats.base import TRUNCATION_MARKER
+from lambda_logs_http.records import encoders
+from lambda_logs_http.records.encoders.base import TRUNCATION_MARKER
 from lambda_logs_http.records.record import EntryContext, Record
 from lambda_logs_http.settings.model import FORMATS
 from tests.support import vendor_checks
@@ -152,7 +152,7 @@ def check_batch(name: str, batch: Batch, max_bytes: int) -> bytes:
 def test_sizes_are_exact_and_within_the_limit(
     name: str, values: list[tuple[Any, ...]], max_bytes: int, max_records: int
 ) -> None:
-    encoder = formats.encoder_class(name)(CONTEXT)
+    encoder = encoders.encoder_class(name)(CONTEXT)
     framing = Framing.of(encoder)
     batcher = Batcher(max_bytes, max_records, framing)
     batches = []
@@ -175,7 +175,7 @@ def test_sizes_are_exact_and_within_the_limit(
 def test_an_entry_larger_than_a_batch_is_truncated_into_a_valid_one(
     name: str, value: tuple[Any, ...], size: int, max_bytes: int
 ) -> None:
-    encoder = formats.encoder_class(name)(CONTEXT)
+    encoder = encoders.encoder_class(name)(CONTEXT)
     framing = Framing.of(encoder)
     record = make_record(value)
     record.message = "x" * size + record.message
@@ -192,7 +192,7 @@ def test_an_entry_larger_than_a_batch_is_truncated_into_a_valid_one(
 
 @pytest.mark.parametrize("name", FORMATS)
 def test_a_413_split_makes_valid_halves_of_the_same_records(name: str) -> None:
-    encoder = formats.encoder_class(name)(CONTEXT)
+    encoder = encoders.encoder_class(name)(CONTEXT)
     framing = Framing.of(encoder)
     levels = ["INFO", "ERROR", "WARN"]
     entries = [
@@ -214,7 +214,7 @@ def test_a_413_split_makes_valid_halves_of_the_same_records(name: str) -> None:
 
 @pytest.mark.parametrize("name", FORMATS)
 def test_a_spilled_batch_reads_back_as_the_same_body(name: str, tmp_path: Path) -> None:
-    encoder = formats.encoder_class(name)(CONTEXT)
+    encoder = encoders.encoder_class(name)(CONTEXT)
     framing = Framing.of(encoder)
     entries = [
         encoder.entry(make_record((f"m{i} é\n", lvl, kind, "r-1", fields, i == 0)))
@@ -242,7 +242,7 @@ def test_a_spilled_batch_reads_back_as_the_same_body(name: str, tmp_path: Path) 
     assert back.size == batch.size and back.framing.name == name
     # Read by a process configured for another format, the file is never sent: moved aside.
     other_name = next(n for n in FORMATS if n != name)
-    other = Framing.of(formats.encoder_class(other_name)(CONTEXT))
+    other = Framing.of(encoders.encoder_class(other_name)(CONTEXT))
     stranger = SpillStore(str(tmp_path), 10**6, lambda r, n: dropped.append((r, n)), other)
     stranger.open()
     assert stranger.read_oldest() is None
@@ -254,7 +254,7 @@ def test_a_formats_request_limits_lower_the_configured_ones(tmp_path: Path) -> N
     HTTP_MAX_BATCH_*: the worker's parts batch to them, with a warning."""
     from lambda_logs_http.delivery.worker import assemble
     from lambda_logs_http.invocations import InvocationProgress
-    from lambda_logs_http.records.formats.ndjson import NdjsonEncoder
+    from lambda_logs_http.records.encoders.ndjson import NdjsonEncoder
     from lambda_logs_http.records.transform import Transformer
     from lambda_logs_http.settings.load import load
     from lambda_logs_http.stats import Stats
@@ -272,5 +272,5 @@ def test_a_formats_request_limits_lower_the_configured_ones(tmp_path: Path) -> N
     assert (batcher.max_bytes, batcher.max_records) == (5_000, 3)
     smaller = Batcher(1_000, 10, Framing.of(Capped(CONTEXT)))
     assert (smaller.max_bytes, smaller.max_records) == (1_000, 3)
-    plain = Batcher(1_000_000, 10_000, Framing.of(formats.encoder_class("ndjson")(CONTEXT)))
+    plain = Batcher(1_000_000, 10_000, Framing.of(encoders.encoder_class("ndjson")(CONTEXT)))
     assert (plain.max_bytes, plain.max_records) == (1_000_000, 10_000)

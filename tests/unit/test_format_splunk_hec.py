@@ -10,7 +10,7 @@ import pytest
 
 from lambda_logs_http.delivery.batching import Batch, Framing
 from lambda_logs_http.http.result import answered
-from lambda_logs_http.records.formats import encoder_class
+from lambda_logs_http.records.encoders import encoder_class
 from lambda_logs_http.records.record import EntryContext, Record
 from tests.support import hec
 from tests.support import vendor_examples as vendor

@@ -15,8 +15,8 @@ import pytest
 
 from lambda_logs_http.delivery.batching import Batcher, Framing
 from lambda_logs_http.http.compression import gzip_bytes
-from lambda_logs_http.records import formats
-from lambda_logs_http.records.formats.base import Encoder
+from lambda_logs_http.records import encoders
+from lambda_logs_http.records.encoders.base import Encoder
 from lambda_logs_http.records.record import EntryContext, Record
 from lambda_logs_http.records.transform import Transformer
 from lambda_logs_http.settings import model
@@ -55,7 +55,7 @@ def record(**values: Any) -> Record:
 
 
 def encoder(name: str, ctx: EntryContext | None = None) -> Encoder:
-    return formats.encoder_class(name)(ctx or context())
+    return encoders.encoder_class(name)(ctx or context())
 
 
 def body_of(enc: Encoder, records: list[Record]) -> bytes:
@@ -81,10 +81,10 @@ def needs_otlp_proto() -> None:
 
 
 def test_every_format_the_setting_accepts_is_registered() -> None:
-    assert tuple(formats.MODULES) == model.FORMATS
-    assert model.FORMATS[0] == formats.DEFAULT
+    assert tuple(encoders.MODULES) == model.FORMATS
+    assert model.FORMATS[0] == encoders.DEFAULT
     for name in model.FORMATS:
-        cls = formats.encoder_class(name)
+        cls = encoders.encoder_class(name)
         assert cls.name == name
         assert cls(context()).entry(record()).isascii()
 

@@ -28,7 +28,7 @@ from lambda_logs_http.delivery.batching import Batch
 from lambda_logs_http.delivery.spill import FORMAT, REJECTED, SpillStore
 from lambda_logs_http.delivery.worker import assemble
 from lambda_logs_http.invocations import InvocationProgress
-from lambda_logs_http.records.formats.seed import ENTRY_KEYS
+from lambda_logs_http.records.encoders.seed import ENTRY_KEYS
 from lambda_logs_http.records.transform import EntryContext, Transformer
 from lambda_logs_http.settings.load import load
 from lambda_logs_http.stats import Stats

@@ -171,7 +171,7 @@ def test_every_key_an_entry_can_have_is_one_a_spill_file_may_hold(
     the spill store does not know would make every spilled batch of it "invalid" and dropped."""
     from lambda_logs_http.delivery import spill
     from lambda_logs_http.delivery.batching import Batch
-    from lambda_logs_http.records.formats.seed import ENTRY_KEYS
+    from lambda_logs_http.records.encoders.seed import ENTRY_KEYS
 
     start = {"requestId": RID, "version": "$LATEST", "tenantId": TENANT}
     events = [{"time": "t", "type": "platform.start", "record": start},

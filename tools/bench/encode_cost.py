@@ -88,7 +88,7 @@ def encoder(output_format: str = "seed", mode: str = "redact") -> object:
     context = EntryContext("bench", "$LATEST", 1024, "us-east-1", "x86_64")
     options: dict[str, object] = {}
     if output_format != "seed":  # the default is also what a tree from before the formats has
-        from lambda_logs_http.records.formats import encoder_class
+        from lambda_logs_http.records.encoders import encoder_class
 
         options["encoder"] = encoder_class(output_format)(context)
     try:
@@ -103,7 +103,7 @@ def encoder(output_format: str = "seed", mode: str = "redact") -> object:
 
 def all_formats() -> list[str]:
     try:
-        from lambda_logs_http.records.formats import MODULES
+        from lambda_logs_http.records.encoders import MODULES
     except ImportError:  # a tree from before the formats
         return ["seed"]
     return list(MODULES)
