@@ -87,10 +87,9 @@ def backtracking_risk(pattern: re.Pattern[str]) -> bool:
     ``a``), and some risky ones have another shape (``(a|a)*``). Never raises: a parse it does
     not understand (another Python's internals) is no risk found."""
     try:
-        try:
-            from re import _parser as sre  # type: ignore[attr-defined]  # 3.11+
-        except ImportError:  # pragma: no cover - 3.9, 3.10
-            import sre_parse as sre  # type: ignore[no-redef]
+        # re's own parser: re._parser since 3.11, re.sre_parse (which re imports) before; no
+        # import statement, so that no Python is asked for the other's module name.
+        sre = getattr(re, "_parser", None) or getattr(re, "sre_parse")  # noqa: B009
 
         parsed = sre.parse(pattern.pattern, pattern.flags)
         return _nested_repeat(list(parsed), sre, inside=False)
