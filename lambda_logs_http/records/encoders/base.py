@@ -82,6 +82,9 @@ class Encoder:
     from any thread.
     """
 
+    writes_span_id: ClassVar[bool] = False
+    """Whether ``invocation_json`` writes the span id (the formats that name it)."""
+
     name: ClassVar[str]
     content_type: ClassVar[str] = "application/json"
     request_headers: ClassVar[tuple[tuple[str, str], ...]] = ()
@@ -138,6 +141,36 @@ class Encoder:
         found = self._invocations.get(request_id)
         return found[1] if found is not None and found[0] == key else None  # type: ignore[no-any-return]
 
+    def invocation(self, record: Record) -> str:
+        """What ``record``'s invocation adds to an entry (its request, tenant and trace, as
+        ``invocation_json`` writes them): built once per invocation, kept by request id."""
+        request_id, tenant_id, trace_id = record.request_id, record.tenant_id, record.trace_id
+        if not (request_id or tenant_id or trace_id):
+            return ""
+        span_id = record.span_id
+        key = (tenant_id, trace_id, span_id)
+        snippet = self.cached(request_id, key)
+        if snippet is None:
+            snippet = self.remember(
+                request_id, key, self.invocation_json(request_id, tenant_id, trace_id, span_id)
+            )
+        return snippet
+
+    def invocation_json(self, request_id: str, tenant_id: str, trace_id: str, span_id: str) -> str:
+        """The invocation's members, each as ``,"name":value``: ``request_id``, ``tenant_id``,
+        ``trace_id`` and, where ``writes_span_id``, ``span_id`` (a format with other names
+        overrides this)."""
+        text = ""
+        if request_id:
+            text += f',"request_id":{quote(request_id)}'
+        if tenant_id:
+            text += f',"tenant_id":{quote(tenant_id)}'
+        if trace_id:
+            text += f',"trace_id":{quote(trace_id)}'
+        if span_id and self.writes_span_id:
+            text += f',"span_id":{quote(span_id)}'
+        return text
+
     def remember(self, request_id: str, key: tuple[Any, ...], snippet: str) -> str:
         """Keep ``snippet`` for the request (bounded: the oldest invocation goes); return it.
         Nothing is kept for a record that names no request (a drop report, on the sender's
@@ -177,6 +210,18 @@ class Encoder:
     def explain(self, status: int, answer: bytes) -> str:
         """A failure answer in words, when the receiver documents what it means ("" if not)."""
         return ""
+
+
+def check_object(entry: Any, keys: frozenset[str], text_keys: tuple[str, ...] = ()) -> str:
+    """Empty when ``entry`` is a JSON object whose keys are all in ``keys`` and whose
+    ``text_keys`` hold strings; else what is wrong (for ``check_entry``)."""
+    if not isinstance(entry, dict):
+        return "an entry is not a JSON object"
+    if not entry.keys() <= keys:
+        return f"an entry has unknown keys {sorted(entry.keys() - keys)[:3]}"
+    if not all(isinstance(entry.get(key), str) for key in text_keys):
+        return f"an entry lacks one of {', '.join(text_keys)}"
+    return ""
 
 
 def truncated(entry: str, max_chars: int, shrink: Callable[[Any], tuple[Any, Any]]) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 
-from .base import Encoder, epoch_seconds_ms, quote
+from .base import Encoder, check_object, epoch_seconds_ms, quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,15 +95,7 @@ class DatadogEncoder(Encoder):
             f'{self._head_json}{quote(record.message)},"status":"{STATUSES[record.level]}"'
             f',"timestamp":{stamp},"lambda":{{"log_type":"{record.log_type}"'
         )
-        request_id, tenant_id, trace_id = record.request_id, record.tenant_id, record.trace_id
-        if request_id or tenant_id or trace_id:
-            key = (tenant_id, trace_id)
-            snippet = self.cached(request_id, key)
-            if snippet is None:
-                snippet = self.remember(
-                    request_id, key, _invocation_json(request_id, tenant_id, trace_id)
-                )
-            entry += snippet
+        entry += self.invocation(record)
         if record.cold_start:
             entry += ',"cold_start":true'
         fields = record.fields
@@ -118,12 +110,9 @@ class DatadogEncoder(Encoder):
         return entry, "message"
 
     def check_entry(self, entry: Any) -> str:
-        if not isinstance(entry, dict):
-            return "an entry is not a JSON object"
-        if not entry.keys() <= ENTRY_KEYS:
-            return f"an entry has unknown keys {sorted(entry.keys() - ENTRY_KEYS)[:3]}"
-        if not all(isinstance(entry.get(key), str) for key in TEXT_KEYS):
-            return f"an entry lacks one of {', '.join(TEXT_KEYS)}"
+        problem = check_object(entry, ENTRY_KEYS, TEXT_KEYS)
+        if problem:
+            return problem
         if "lambda" in entry and not isinstance(entry["lambda"], dict):
             return "an entry's lambda attribute is not an object"
         return ""
@@ -151,17 +140,6 @@ def _first_error(answer: bytes) -> str:
         parts = [str(first[k]) for k in ("title", "detail") if isinstance(first.get(k), str)]
         return ": ".join(parts)[:200]
     return str(first)[:200]
-
-
-def _invocation_json(request_id: str, tenant_id: str, trace_id: str) -> str:
-    text = ""
-    if request_id:
-        text += f',"request_id":{quote(request_id)}'
-    if tenant_id:
-        text += f',"tenant_id":{quote(tenant_id)}'
-    if trace_id:
-        text += f',"trace_id":{quote(trace_id)}'
-    return text
 
 
 ENCODER = DatadogEncoder

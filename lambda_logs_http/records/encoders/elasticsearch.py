@@ -26,6 +26,7 @@ from .base import (
     SEVERITY_NUMBERS,
     AnswerReport,
     Encoder,
+    check_object,
     epoch_ns,
     quote,
     w3c_span_id,
@@ -104,17 +105,7 @@ class ElasticsearchEncoder(Encoder):
         )
         if record.log_type == "platform":
             entry += f',"event.action":{quote(record.event_type)}'
-        request_id, tenant_id, trace_id = record.request_id, record.tenant_id, record.trace_id
-        if request_id or tenant_id or trace_id:
-            key = (tenant_id, trace_id, record.span_id)
-            snippet = self.cached(request_id, key)
-            if snippet is None:
-                snippet = self.remember(
-                    request_id,
-                    key,
-                    _invocation_json(request_id, tenant_id, trace_id, record.span_id),
-                )
-            entry += snippet
+        entry += self.invocation(record)
         if record.cold_start:
             entry += ',"faas.coldstart":true'
         fields = record.fields
@@ -129,15 +120,15 @@ class ElasticsearchEncoder(Encoder):
         return entry, "message"
 
     def check_entry(self, entry: Any) -> str:
-        if not isinstance(entry, dict):
-            return "an entry is not a JSON object"
-        if not entry.keys() <= ENTRY_KEYS:
-            return f"an entry has unknown keys {sorted(entry.keys() - ENTRY_KEYS)[:3]}"
-        if not all(isinstance(entry.get(key), str) for key in TEXT_KEYS):
-            return f"an entry lacks one of {', '.join(TEXT_KEYS)}"
+        problem = check_object(entry, ENTRY_KEYS, TEXT_KEYS)
+        if problem:
+            return problem
         if "labels" in entry and not isinstance(entry["labels"], dict):
             return "an entry's labels are not an object"
         return ""
+
+    def invocation_json(self, request_id: str, tenant_id: str, trace_id: str, span_id: str) -> str:
+        return _invocation_json(request_id, tenant_id, trace_id, span_id)
 
     def answer_limit(self, records: int) -> int:
         return min(_MAX_ANSWER_BYTES, _ANSWER_BASE_BYTES + _ANSWER_BYTES_PER_ITEM * records)

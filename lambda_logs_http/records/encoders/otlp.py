@@ -25,6 +25,7 @@ from .base import (
     SEVERITY_NUMBERS,
     AnswerReport,
     Encoder,
+    check_object,
     epoch_ns_or_now,
     quote,
     w3c_span_id,
@@ -266,10 +267,9 @@ class OtlpEncoder(Encoder):
         return str(message)[:_SHOWN_CHARS] if isinstance(message, str) and message else ""
 
     def check_entry(self, entry: Any) -> str:
-        if not isinstance(entry, dict):
-            return "an entry is not a JSON object"
-        if not entry.keys() <= LOG_RECORD_KEYS:
-            return f"an entry has unknown keys {sorted(entry.keys() - LOG_RECORD_KEYS)[:3]}"
+        problem = check_object(entry, LOG_RECORD_KEYS)
+        if problem:
+            return problem
         stamp = entry.get("timeUnixNano")
         if not (isinstance(stamp, str) and stamp.isdigit() and stamp.isascii()):
             return "an entry's timeUnixNano is not a decimal string"

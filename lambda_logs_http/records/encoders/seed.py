@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 
 from ..record import ENTRY_KEYS
-from .base import Encoder, quote
+from .base import Encoder, check_object, quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class SeedEncoder(Encoder):
     content_type = "application/json"
     head = '{"logs":['
     separator = ","
+    writes_span_id = True
     tail = '],"source":"' + ENVELOPE_SOURCE + '","timestamp":"{stamp}"}'
 
     def __init__(self, context: EntryContext) -> None:
@@ -67,16 +68,7 @@ class SeedEncoder(Encoder):
             f',"message":{quote(record.message)}{self._context_json}'
             f',"log_type":"{record.log_type}"'
         )
-        request_id, tenant_id = record.request_id, record.tenant_id
-        trace_id, span_id = record.trace_id, record.span_id
-        if request_id or tenant_id or trace_id:
-            key = (tenant_id, trace_id, span_id)
-            snippet = self.cached(request_id, key)
-            if snippet is None:
-                snippet = self.remember(
-                    request_id, key, _invocation_json(request_id, tenant_id, trace_id, span_id)
-                )
-            entry += snippet
+        entry += self.invocation(record)
         if record.cold_start:
             entry += ',"cold_start":true'
         fields = record.fields
@@ -94,26 +86,7 @@ class SeedEncoder(Encoder):
 
 def check(entry: Any, keys: frozenset[str] = ENTRY_KEYS) -> str:
     """Empty when ``entry`` is a seed entry whose keys are all in ``keys``; else what is wrong."""
-    if not isinstance(entry, dict):
-        return "an entry is not a JSON object"
-    if not entry.keys() <= keys:
-        return f"an entry has unknown keys {sorted(entry.keys() - keys)[:3]}"
-    if not all(isinstance(entry.get(key), str) for key in ENTRY_TEXT_KEYS):
-        return f"an entry lacks one of {', '.join(ENTRY_TEXT_KEYS)}"
-    return ""
-
-
-def _invocation_json(request_id: str, tenant_id: str, trace_id: str, span_id: str) -> str:
-    text = ""
-    if request_id:
-        text += f',"request_id":{quote(request_id)}'
-    if tenant_id:
-        text += f',"tenant_id":{quote(tenant_id)}'
-    if trace_id:
-        text += f',"trace_id":{quote(trace_id)}'
-    if span_id:
-        text += f',"span_id":{quote(span_id)}'
-    return text
+    return check_object(entry, keys, ENTRY_TEXT_KEYS)
 
 
 ENCODER = SeedEncoder

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 
-from .base import Encoder, epoch_seconds_ms, quote
+from .base import Encoder, check_object, epoch_seconds_ms, quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -106,15 +106,7 @@ class SplunkHecEncoder(Encoder):
             f',"fields":{{"level":"{record.level}","log_type":"{record.log_type}"'
             f"{self._context_fields}"
         )
-        request_id, tenant_id, trace_id = record.request_id, record.tenant_id, record.trace_id
-        if request_id or tenant_id or trace_id:
-            key = (tenant_id, trace_id)
-            snippet = self.cached(request_id, key)
-            if snippet is None:
-                snippet = self.remember(
-                    request_id, key, _invocation_json(request_id, tenant_id, trace_id)
-                )
-            entry += snippet
+        entry += self.invocation(record)
         if record.cold_start:
             entry += ',"cold_start":"true"'
         return entry + "}}"
@@ -129,10 +121,9 @@ class SplunkHecEncoder(Encoder):
         return entry, "event"
 
     def check_entry(self, entry: Any) -> str:
-        if not isinstance(entry, dict):
-            return "an entry is not a JSON object"
-        if not entry.keys() <= ENTRY_KEYS:
-            return f"an entry has unknown keys {sorted(entry.keys() - ENTRY_KEYS)[:3]}"
+        problem = check_object(entry, ENTRY_KEYS)
+        if problem:
+            return problem
         event = entry.get("event")
         if not (isinstance(event, dict) or (isinstance(event, str) and event)):
             return "an entry has no event"
@@ -160,17 +151,6 @@ class SplunkHecEncoder(Encoder):
         if type(number) is int:
             text += f" (event #{number} of the batch)"
         return text
-
-
-def _invocation_json(request_id: str, tenant_id: str, trace_id: str) -> str:
-    text = ""
-    if request_id:
-        text += f',"request_id":{quote(request_id)}'
-    if tenant_id:
-        text += f',"tenant_id":{quote(tenant_id)}'
-    if trace_id:
-        text += f',"trace_id":{quote(trace_id)}'
-    return text
 
 
 ENCODER = SplunkHecEncoder
