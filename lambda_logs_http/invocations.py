@@ -35,6 +35,7 @@ class InvocationProgress:
         self._arrived: dict[str, float] = {}
         self._delivered: dict[str, None] = {}
         self._reports: dict[str, None] = {}
+        self._report_count = 0  # every report that arrived, for wait_another_report
         self._wake_on_arrival = False
         self._waiting_for_report = False
         # The invocation the main thread waits for: never forgotten to make room, so any number
@@ -76,6 +77,7 @@ class InvocationProgress:
         """The listener received ``platform.report`` for ``request_id``."""
         with self._cond:
             self._reports[request_id] = None
+            self._report_count += 1
             _trim(self._reports, self._current)
             if self._waiting_for_report:  # only at shutdown; see runtime_done_arrived
                 self._cond.notify_all()
@@ -90,6 +92,28 @@ class InvocationProgress:
             self._waiting_for_report = True
             try:
                 while request_id not in self._reports:
+                    remaining = deadline - self._clock()  # type: ignore[operator]
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+                return True
+            finally:
+                self._waiting_for_report = False
+
+    def reports_seen(self) -> int:
+        """How many reports arrived so far (for ``wait_another_report``)."""
+        with self._cond:
+            return self._report_count
+
+    def wait_another_report(self, seen: int, deadline: float) -> bool:
+        """Wait until more than ``seen`` reports arrived, or ``deadline``; say whether one did.
+
+        Used at a SHUTDOWN on Managed Instances, where no INVOKE names the invocation that
+        failed: its report (which does) may still be on its way."""
+        with self._cond:
+            self._waiting_for_report = True
+            try:
+                while self._report_count <= seen:
                     remaining = deadline - self._clock()  # type: ignore[operator]
                     if remaining <= 0:
                         return False

@@ -272,10 +272,17 @@ class Extension:
         self.open_gate()
         keep_deadline = deadline - SHUTDOWN_RESERVE_SECONDS
         send_deadline = keep_deadline - SPILL_RESERVE_SECONDS
-        if self.telemetry_active and last_request_id and self.progress is not None:
-            # The last invocation's platform.report is pushed only after we called /event/next.
+        if self.telemetry_active and self.progress is not None:
             grace = min(time.monotonic() + REPORT_GRACE_SECONDS, send_deadline)
-            self.progress.wait_report(last_request_id, grace)
+            if last_request_id:
+                # The last invocation's platform.report is pushed only after we called
+                # /event/next.
+                self.progress.wait_report(last_request_id, grace)
+            elif self.settings.lambda_env.managed_instances and reason in ("timeout", "failure"):
+                # No INVOKE names the invocation that failed: its report, which does (and
+                # makes its ERROR entry), may still be on its way — Lambda pushes telemetry
+                # apart from the SHUTDOWN event.
+                self.progress.wait_another_report(self.progress.reports_seen(), grace)
         self.listener.stop(timeout=0.5)
         self._notify_worker_of_shutdown(reason, last_request_id)
         if self.worker is not None and not self.worker.flush(send_deadline):

@@ -129,3 +129,17 @@ def test_forged_runtime_done_events_cannot_evict_the_invocation_waited_for() -> 
             progress.delivered([f"forged-{n}"])
     waiter.join(5)
     assert outcome == ["delivered"]
+
+
+def test_waiting_for_another_report_returns_when_one_arrives_or_at_the_deadline() -> None:
+    """Managed Instances' SHUTDOWN: the failed invocation's report may still be on its way."""
+    progress = InvocationProgress()
+    progress.report_arrived("r-0")
+    seen = progress.reports_seen()
+    assert seen == 1
+    assert progress.wait_another_report(seen, time.monotonic()) is False  # none yet: deadline
+    arrive = threading.Timer(0.05, progress.report_arrived, args=("r-1",))
+    arrive.start()
+    assert progress.wait_another_report(seen, time.monotonic() + 5.0) is True
+    arrive.join(5)
+    assert progress.wait_another_report(seen, time.monotonic()) is True  # already there
