@@ -16,6 +16,10 @@ from __future__ import annotations
 import threading
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 DELIVERED = "delivered"
 BUDGET = "budget"
 DEADLINE = "deadline"
@@ -88,17 +92,7 @@ class InvocationProgress:
         Used at shutdown: Lambda emits the last invocation's report only after every extension
         called ``/event/next``, so it is the last record worth waiting for.
         """
-        with self._cond:
-            self._waiting_for_report = True
-            try:
-                while request_id not in self._reports:
-                    remaining = deadline - self._clock()  # type: ignore[operator]
-                    if remaining <= 0:
-                        return False
-                    self._cond.wait(remaining)
-                return True
-            finally:
-                self._waiting_for_report = False
+        return self._wait_for_reports(lambda: request_id in self._reports, deadline)
 
     def reports_seen(self) -> int:
         """How many reports arrived so far (for ``wait_another_report``)."""
@@ -110,10 +104,14 @@ class InvocationProgress:
 
         Used at a SHUTDOWN on Managed Instances, where no INVOKE names the invocation that
         failed: its report (which does) may still be on its way."""
+        return self._wait_for_reports(lambda: self._report_count > seen, deadline)
+
+    def _wait_for_reports(self, done: Callable[[], bool], deadline: float) -> bool:
+        """Wait, woken by each report's arrival, until ``done()`` or ``deadline``."""
         with self._cond:
             self._waiting_for_report = True
             try:
-                while self._report_count <= seen:
+                while not done():
                     remaining = deadline - self._clock()  # type: ignore[operator]
                     if remaining <= 0:
                         return False

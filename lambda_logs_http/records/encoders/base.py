@@ -191,8 +191,10 @@ class Encoder:
 
     def shrink(self, entry: Any) -> tuple[Any, Any]:
         """Drop ``entry``'s structured part (in place); return where its message is:
-        ``(container, key)``, the message being ``container[key]``."""
-        raise NotImplementedError
+        ``(container, key)``, the message being ``container[key]``. This default serves the
+        flat formats, whose entry keeps the structure in ``record`` beside ``message``."""
+        entry.pop("record", None)
+        return entry, "message"
 
     def check_entry(self, entry: Any) -> str:
         """Empty when ``entry`` (decoded JSON read back from disk) is an entry of this format, else

@@ -105,10 +105,6 @@ class DatadogEncoder(Encoder):
 
     # -- the batch side -----------------------------------------------------------------------
 
-    def shrink(self, entry: Any) -> tuple[Any, Any]:
-        entry.pop("record", None)
-        return entry, "message"
-
     def check_entry(self, entry: Any) -> str:
         problem = check_object(entry, ENTRY_KEYS, TEXT_KEYS)
         if problem:

@@ -76,10 +76,6 @@ class SeedEncoder(Encoder):
             entry += f',"record":{self.fields_json(fields)}'
         return entry + "}"
 
-    def shrink(self, entry: Any) -> tuple[Any, Any]:
-        entry.pop("record", None)
-        return entry, "message"
-
     def check_entry(self, entry: Any) -> str:
         return check(entry, self._keys)
 
