@@ -270,34 +270,46 @@ class Batcher:
                 f"batches limited to what the {framing.name} receiver takes per request: "
                 f"{' and '.join(clamped)}"
             )
-        self.max_bytes = max_bytes
-        self.max_records = max_records
         self.framing = framing
+        self.max_bytes = max_bytes  # sets _entry_limit too
+        self.max_records = max_records
         self.open: Batch | None = None
         self.truncated = 0  # entries cut to fit max_bytes (or the format's entry limit)
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        # Lowered after a 413 (``sending``); the largest entry follows, computed once here
+        # rather than for every entry ``add`` takes.
+        self._max_bytes = value
+        self._entry_limit = self.framing.entry_limit(value)
 
     def add(self, entry: str, now: float, mark: str = "", report: bool = False) -> Batch | None:
         """Add one entry; return the previous batch if this entry did not fit in it."""
         framing = self.framing
-        limit = framing.entry_limit(self.max_bytes)
-        if len(entry) > limit:
-            entry = framing.truncate(entry, limit)
+        if len(entry) > self._entry_limit:
+            entry = framing.truncate(entry, self._entry_limit)
             self.truncated += 1
         full = None
         batch = self.open
+        # "batch is not None", not "batch": a Batch has a __len__, a call for every entry.
+        filled = batch is not None and batch.entries
         key = ""
         if framing.group_mark:
             key, start = framing.key(entry)
             if batch is not None and key in batch.groups:
                 added = len(entry) - start - len(framing.group_tail) + len(framing.separator)
             else:
-                added = len(entry) + (len(framing.separator) if batch and batch.entries else 0)
+                added = len(entry) + (len(framing.separator) if filled else 0)
         else:
-            added = len(entry) + (len(framing.separator) if batch and batch.entries else 0)
+            added = len(entry) + (len(framing.separator) if filled else 0)
         if (
             batch is not None
-            and batch.entries
-            and (batch.size + added > self.max_bytes or len(batch.entries) >= self.max_records)
+            and filled
+            and (batch.size + added > self._max_bytes or len(batch.entries) >= self.max_records)
         ):
             full, batch = batch, None
             added = len(entry)

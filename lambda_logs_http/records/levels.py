@@ -66,16 +66,21 @@ def parse_text(line: str) -> Parsed:
     parts = line.split("\t", 3)
     if len(parts) == 4:
         first = parts[0]
+        word = None
         if first[:1] == "[" and first[-1:] == "]":  # Python: [LEVEL] time request-id message
-            word = first[1:-1]
-            level = LEVEL_NAMES.get(word) or LEVEL_NAMES.get(word.upper())
-            if level:
-                return level, _message(parts[3]), _request_id(parts[2]), None
+            word, request_id = first[1:-1], parts[2]
         elif first[:1].isdigit() and first[4:5] == "-":  # Node: time request-id LEVEL message
-            word = parts[2]
+            word, request_id = parts[2], parts[1]
+        if word is not None:
             level = LEVEL_NAMES.get(word) or LEVEL_NAMES.get(word.upper())
             if level:
-                return level, _message(parts[3]), _request_id(parts[1]), None
+                # _message, inlined for the common line (no call): this runs for every line.
+                text = parts[3]
+                if text[-1:] == "\n":
+                    text = text[:-1]
+                if "\r" in text:
+                    text = _joined_lines(text)
+                return level, text, "" if request_id in _NO_REQUEST_ID else request_id, None
     text = _message(line)
     if text[:1] == "{" and text[-1:] == "}":
         try:
@@ -137,11 +142,9 @@ def _text(value: object) -> str:
 def _message(text: str) -> str:
     if text[-1:] == "\n":
         text = text[:-1]
-    if "\r" in text:
-        # The Python runtime joins a multi-line record (a traceback) with carriage returns.
-        text = text.rstrip("\r").replace("\r\n", "\n").replace("\r", "\n")
-    return text
+    return _joined_lines(text) if "\r" in text else text
 
 
-def _request_id(value: str) -> str:
-    return "" if value in _NO_REQUEST_ID else value
+def _joined_lines(text: str) -> str:
+    """The Python runtime joins a multi-line record (a traceback) with carriage returns."""
+    return text.rstrip("\r").replace("\r\n", "\n").replace("\r", "\n")

@@ -23,6 +23,7 @@ from .redact import Redactor
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
+    from collections.abc import Callable
 
     from ..settings.model import Records
     from .record import Record
@@ -35,20 +36,27 @@ class Screen:
     """What the transformer calls on each record before its format writes it: the filters
     (False: leave it out), then redaction (in place)."""
 
-    __slots__ = ("filter", "redactor", "_keeps", "_redact")
+    __slots__ = ("filter", "redactor", "keeps", "redact")
 
     def __init__(self, filter: Filter | None, redactor: Redactor | None) -> None:  # noqa: A002
         self.filter = filter if filter is not None and filter.active else None
         self.redactor = redactor
-        self._keeps = self.filter.keeps if self.filter is not None else None
-        self._redact = redactor.record if redactor is not None else None
+        self.keeps: Callable[[Record], bool] | None = (
+            self.filter.keeps if self.filter is not None else None
+        )
+        """False: leave the record out (None: every record is kept)."""
+        self.redact: Callable[[Record], None] | None = (
+            redactor.record if redactor is not None else None
+        )
+        """Replaces the record's secrets in place (None: redaction is off)."""
 
     def __call__(self, record: Record) -> bool:
-        """Whether ``record`` is forwarded; when it is, its secrets are replaced."""
-        if self._keeps is not None and not self._keeps(record):
+        """Whether ``record`` is forwarded; when it is, its secrets are replaced. (The
+        transformer calls ``keeps`` and ``redact`` itself, a call less per record.)"""
+        if self.keeps is not None and not self.keeps(record):
             return False
-        if self._redact is not None:
-            self._redact(record)
+        if self.redact is not None:
+            self.redact(record)
         return True
 
 

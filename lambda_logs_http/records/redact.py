@@ -222,7 +222,12 @@ class Redactor:
             ):
                 return  # the message is one of the fields' strings, checked with them
             record.fields = redacted
-        record.message = self.text(message)
+        if self._user:
+            record.message = self.text(message)
+        elif self._built_in:  # text(), without its call: the common line, built-in patterns
+            lowered = message.lower()
+            if _may_hold_secret(lowered):
+                record.message = self._replace(message, lowered)
         if self._key_block_open:
             self._key_block_open = False
             self._key_lines_left = _KEY_LINES
@@ -232,11 +237,17 @@ class Redactor:
         if self._built_in:
             lowered = text.lower()
             if _may_hold_secret(lowered):
-                for triggers, pattern, replace in self._built_in:
-                    if _any_in(triggers, lowered):
-                        text = pattern.sub(replace, text)
+                text = self._replace(text, lowered)
         for pattern in self._user:
             text = pattern.sub(REDACTED, text)
+        return text
+
+    def _replace(self, text: str, lowered: str) -> str:
+        """``text`` with the built-in patterns applied (``lowered``: ``text.lower()``), each
+        only where its triggers are."""
+        for triggers, pattern, replace in self._built_in:
+            if _any_in(triggers, lowered):
+                text = pattern.sub(replace, text)
         return text
 
     def fields(self, fields: dict[str, Any]) -> dict[str, Any]:

@@ -96,6 +96,10 @@ class Transformer:
         self._tenants: dict[str, str] = {}
         self._warned_unencodable = False
         self.screen = screen
+        # The screen's two steps, called from encode without the screen's own call between
+        # (this runs for every record).
+        self._keeps = screen.keeps if screen is not None else None
+        self._redact = screen.redact if screen is not None else None
         self._invocations = invocations
         self._cold_starts = cold_starts
         self._first_request_id = ""  # the environment's first invocation
@@ -179,8 +183,12 @@ class Transformer:
             out.request_id = request_id
             out.tenant_id = tenant_id
             out.fields = fields
-            if self.screen is not None and not self.screen(out):
+            keeps = self._keeps
+            if keeps is not None and not keeps(out):
                 return FILTERED
+            redact = self._redact
+            if redact is not None:
+                redact(out)
             return encoder.entry(out)
         except Exception as exc:
             if _sanitized:
