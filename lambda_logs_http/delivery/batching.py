@@ -46,15 +46,16 @@ _process_tag = os.urandom(6).hex()
 class Framing:
     """How one format's entries make a request body, and what its size is, exactly.
 
-    Built from the format's encoder (``Framing.of``); immutable, shared by the intake, the
-    sender and the spill store. ``encoder`` is the format's, for what only it knows: how to
-    truncate an entry, check one read back from disk, read an answer.
+    Built from the format's encoder (``Framing.of``); immutable but for a one-entry cache
+    (``key``), shared by the intake, the sender and the spill store. ``encoder`` is the
+    format's, for what only it knows: how to truncate an entry, check one read back from disk,
+    read an answer.
     """
 
     __slots__ = (
         "name", "content_type", "head", "separator", "tail", "group_mark", "group_tail",
         "request_headers", "query", "max_entry_bytes", "encoder", "overhead", "_stamped",
-        "_value_cut", "max_batch_bytes", "max_batch_records",
+        "_value_cut", "max_batch_bytes", "max_batch_records", "_last_key",
     )  # fmt: skip
 
     def __init__(
@@ -90,6 +91,9 @@ class Framing:
         # The body's bytes around the entries (the stamp counted at its fixed length).
         self.overhead = len(head) + len(tail) + (STAMP_CHARS - len(STAMP) if self._stamped else 0)
         self._value_cut = len(group_mark) + len(group_tail)
+        # The last key found, and it with the mark: the entry after is most often of the same
+        # group. One tuple, read and replaced whole, so any thread may use it (see ``key``).
+        self._last_key = ("", "\0")
 
     @classmethod
     def of(cls, encoder: Encoder) -> Framing:
@@ -116,10 +120,18 @@ class Framing:
     def key(self, entry: str) -> tuple[str, int]:
         """A grouped entry's key, and where its value starts. The mark can't occur inside a
         JSON string (its quote would be escaped there), so its first occurrence ends the key."""
+        key, lead = self._last_key
+        if entry.startswith(lead):
+            # The last key again, the very object (its hash kept): no search, no new string.
+            # Its mark is the first one here too: the two entries agree up to the mark's end.
+            return key, len(lead)
         index = entry.find(self.group_mark)
         if index < 0:
             raise ValueError(f"not a {self.name} entry: no {self.group_mark!r}")
-        return entry[:index], index + len(self.group_mark)
+        start = index + len(self.group_mark)
+        key = entry[:index]
+        self._last_key = (key, entry[:start])
+        return key, start
 
     def size(self, entries: list[str]) -> int:
         """The exact byte length of the body ``entries`` make."""

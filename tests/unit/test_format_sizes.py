@@ -274,3 +274,17 @@ def test_a_formats_request_limits_lower_the_configured_ones(tmp_path: Path) -> N
     assert (smaller.max_bytes, smaller.max_records) == (1_000, 3)
     plain = Batcher(1_000_000, 10_000, Framing.of(encoders.encoder_class("ndjson")(CONTEXT)))
     assert (plain.max_bytes, plain.max_records) == (1_000_000, 10_000)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(records, min_size=1, max_size=30))
+def test_a_grouped_entrys_key_is_the_same_with_the_last_key_kept(
+    values: list[tuple[Any, ...]],
+) -> None:
+    """Framing.key keeps the last key to skip the search for the next entry of its group: it
+    must find what a search finds, for entries of groups in any order."""
+    encoder = encoders.encoder_class("loki")(CONTEXT)
+    kept = Framing.of(encoder)
+    for value in values:
+        entry = encoder.entry(make_record(value))
+        assert kept.key(entry) == Framing.of(encoder).key(entry)

@@ -13,10 +13,13 @@ awslambdaric's JSON logger sends) and platform events (start, runtimeDone, repor
 Each kind is measured in each chosen output format (``HTTP_FORMAT``; ``--formats``, default
 ``seed``) and mode (``--modes``, default ``redact``). A fifth kind, ``secrets``, is Text lines
 each holding a secret of one built-in kind (an access key id, a URL password, a bearer token, a
-JWT, ``password=``…). The modes (``MODES``): ``off`` (``HTTP_REDACT=false``: no screen at all),
-``redact`` (the default: built-in redaction on) and ``all`` (redaction plus one user pattern, an
-exclusion pattern and a minimum level: what the bench's ``filter_redact`` throughput row sets,
-``FILTER_REDACT_ENV``).
+JWT, ``password=``…). A sixth, ``pushes``, is the whole per-record path short of the sockets:
+the bench's Text pushes (``telemetry_data.function_pushes``, 1,000 records each) parsed as the
+listener parses them (``parse_push``), encoded, and batched as the worker does (``Batcher.add``,
+a body built every 4,000 entries). The modes (``MODES``): ``off`` (``HTTP_REDACT=false``: no
+screen at all), ``redact`` (the default: built-in redaction on) and ``all`` (redaction plus one
+user pattern, an exclusion pattern and a minimum level: what the bench's ``filter_redact``
+throughput row sets, ``FILTER_REDACT_ENV``).
 
 Wall-clock figures on a shared machine move by 10-30 % from run to run; instruction counts
 under callgrind (1,000-line rounds, 3 rounds minus 0 rounds, ``PYTHONHASHSEED=0``) move by about
@@ -38,7 +41,7 @@ import timeit
 from tools.bench.telemetry_data import FILTER_REDACT_ENV, function_events
 
 REQUEST_ID = "8f5c6a4e-2b1d-4c3e-9f0a-1b2c3d4e5f60"
-KINDS = ("text", "plain", "json", "platform", "secrets")
+KINDS = ("text", "plain", "json", "platform", "secrets", "pushes")
 MODES = {"off": {"HTTP_REDACT": "false"}, "redact": {}, "all": FILTER_REDACT_ENV}
 _SECRET_LINES = (
     "using key AKIAIOSFODNN7EXAMPLE for bucket {i}",
@@ -109,8 +112,40 @@ def all_formats() -> list[str]:
     return list(MODULES)
 
 
+def pushes_round(output_format: str = "seed", mode: str = "redact") -> object:
+    """One round of the ``pushes`` kind: a function that takes in one push of 1,000 records,
+    as the listener and the worker do, short of the sockets."""
+    from lambda_logs_http.delivery.batching import Batcher, Framing
+    from lambda_logs_http.listener.server import parse_push
+    from tools.bench.telemetry_data import function_pushes
+
+    encode = encoder(output_format, mode)
+    add = Batcher(1 << 20, 10_000, Framing.of(encode.__self__.encoder)).add  # type: ignore[attr-defined]
+    bodies = function_pushes(REQUEST_ID)
+    taken = [0]
+
+    def take_in() -> None:
+        body = bodies[taken[0] % len(bodies)]
+        taken[0] += 1
+        batcher = add.__self__  # type: ignore[attr-defined]
+        for event in parse_push(body) or ():
+            full = add(encode(event), 0.0)  # type: ignore[operator]
+            if full is not None:
+                full.body()
+        if batcher.open is not None and len(batcher.open.entries) >= 4_000:
+            batcher.take().body()
+
+    return take_in
+
+
 def run_rounds(kind: str, rounds: int, output_format: str = "seed", mode: str = "redact") -> None:
     """Encode ``rounds`` times 1,000 events (the process callgrind counts)."""
+    if kind == "pushes":
+        take_in = pushes_round(output_format, mode)
+        take_in()  # type: ignore[operator]  # warm up: the counted rounds are steady state
+        for _ in range(rounds):
+            take_in()  # type: ignore[operator]
+        return
     encode = encoder(output_format, mode)
     batch = events(kind)
     for event in batch[:50]:  # warm up: the counted rounds are steady state
@@ -124,14 +159,19 @@ def timed(output_formats: list[str], kinds: list[str], modes: list[str]) -> None
     for output_format in output_formats:
         for kind in kinds:
             for mode in modes:
-                encode = encoder(output_format, mode)
-                batch = events(kind)
+                if kind == "pushes":
+                    run = pushes_round(output_format, mode)
+                else:
+                    encode = encoder(output_format, mode)
+                    batch = events(kind)
 
-                def run(batch: list[dict[str, object]] = batch, encode: object = encode) -> None:
-                    for event in batch:
-                        encode(event)  # type: ignore[operator]
+                    def run(
+                        batch: list[dict[str, object]] = batch, encode: object = encode
+                    ) -> None:
+                        for event in batch:
+                            encode(event)  # type: ignore[operator]
 
-                best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * len(batch))
+                best = min(timeit.repeat(run, number=20, repeat=15)) / (20 * 1000)
                 print(f"{output_format:13s} {kind:9s} {mode:7s} {best * 1e6:6.3f} µs/line  "
                       f"{1 / best:10,.0f} lines/s")
 
