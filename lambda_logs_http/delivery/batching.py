@@ -318,10 +318,9 @@ class Batcher:
                 added = len(entry) + (len(framing.separator) if filled else 0)
         else:
             added = len(entry) + (len(framing.separator) if filled else 0)
-        if (
-            batch is not None
-            and filled
-            and (batch.size + added > self._max_bytes or len(batch.entries) >= self.max_records)
+        if filled and (
+            batch.size + added > self._max_bytes  # type: ignore[union-attr]
+            or len(batch.entries) >= self.max_records  # type: ignore[union-attr]
         ):
             full, batch = batch, None
             added = len(entry)

@@ -95,9 +95,7 @@ class Transformer:
         self._record = Record()
         self._tenants: dict[str, str] = {}
         self._warned_unencodable = False
-        self.screen = screen
-        # The screen's two steps, called from encode without the screen's own call between
-        # (this runs for every record).
+        # The screen's two steps, each called from encode (which runs for every record).
         self._keeps = screen.keeps if screen is not None else None
         self._redact = screen.redact if screen is not None else None
         self._invocations = invocations

@@ -16,7 +16,7 @@ each holding a secret of one built-in kind (an access key id, a URL password, a 
 JWT, ``password=``…). A sixth, ``pushes``, is the whole per-record path short of the sockets:
 the bench's Text pushes (``telemetry_data.function_pushes``, 1,000 records each) parsed as the
 listener parses them (``parse_push``), encoded, and batched as the worker does (``Batcher.add``,
-a body built every 4,000 entries). The modes (``MODES``): ``off`` (``HTTP_REDACT=false``: no
+one batch and its body per push). The modes (``MODES``): ``off`` (``HTTP_REDACT=false``: no
 screen at all), ``redact`` (the default: built-in redaction on) and ``all`` (redaction plus one
 user pattern, an exclusion pattern and a minimum level: what the bench's ``filter_redact``
 throughput row sets, ``FILTER_REDACT_ENV``).
@@ -31,12 +31,14 @@ under callgrind (1,000-line rounds, 3 rounds minus 0 rounds, ``PYTHONHASHSEED=0`
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import shutil
 import subprocess
 import sys
 import timeit
+from collections.abc import Callable
 
 from tools.bench.telemetry_data import FILTER_REDACT_ENV, function_events
 
@@ -112,28 +114,23 @@ def all_formats() -> list[str]:
     return list(MODULES)
 
 
-def pushes_round(output_format: str = "seed", mode: str = "redact") -> object:
-    """One round of the ``pushes`` kind: a function that takes in one push of 1,000 records,
-    as the listener and the worker do, short of the sockets."""
+def pushes_round(output_format: str = "seed", mode: str = "redact") -> Callable[[], None]:
+    """One round of the ``pushes`` kind: a function that takes in the next push of 1,000
+    records, as the listener and the worker do, short of the sockets."""
     from lambda_logs_http.delivery.batching import Batcher, Framing
     from lambda_logs_http.listener.server import parse_push
     from tools.bench.telemetry_data import function_pushes
 
     encode = encoder(output_format, mode)
-    add = Batcher(1 << 20, 10_000, Framing.of(encode.__self__.encoder)).add  # type: ignore[attr-defined]
-    bodies = function_pushes(REQUEST_ID)
-    taken = [0]
+    # A batch of each push's 1,000 records: its body is built in every counted round.
+    batcher = Batcher(1 << 24, 1_000, Framing.of(encode.__self__.encoder))  # type: ignore[attr-defined]
+    bodies = itertools.cycle(function_pushes(REQUEST_ID))
 
     def take_in() -> None:
-        body = bodies[taken[0] % len(bodies)]
-        taken[0] += 1
-        batcher = add.__self__  # type: ignore[attr-defined]
-        for event in parse_push(body) or ():
-            full = add(encode(event), 0.0)  # type: ignore[operator]
+        for event in parse_push(next(bodies)) or ():
+            full = batcher.add(encode(event), 0.0)  # type: ignore[operator]
             if full is not None:
                 full.body()
-        if batcher.open is not None and len(batcher.open.entries) >= 4_000:
-            batcher.take().body()
 
     return take_in
 
@@ -142,9 +139,9 @@ def run_rounds(kind: str, rounds: int, output_format: str = "seed", mode: str = 
     """Encode ``rounds`` times 1,000 events (the process callgrind counts)."""
     if kind == "pushes":
         take_in = pushes_round(output_format, mode)
-        take_in()  # type: ignore[operator]  # warm up: the counted rounds are steady state
+        take_in()  # warm up: the counted rounds are steady state
         for _ in range(rounds):
-            take_in()  # type: ignore[operator]
+            take_in()
         return
     encode = encoder(output_format, mode)
     batch = events(kind)
