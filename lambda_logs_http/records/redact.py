@@ -183,7 +183,8 @@ class Redactor:
         self._user = list(patterns)
         # A pattern without anchors finds in the fields' strings joined by newlines everything
         # it finds in each of them ("\n", like a text's edge, is no word character): one search
-        # tells whether any string needs it. ^, $, \A, \Z would not: those look at each one.
+        # tells whether any string needs it. ^, $, \A, \Z would not: those look at each one;
+        # nor would a negative lookaround, which holds at a text's edge but may fail on "\n".
         self._user_anchored = [p for p in self._user if _anchored(p.pattern)]
         self._user_joinable = [p for p in self._user if not _anchored(p.pattern)]
         self._sensitive_keys: dict[str, bool] = {}
@@ -325,8 +326,13 @@ def _any_in(triggers: tuple[str, ...], lowered: str) -> bool:
 
 
 def _anchored(pattern: str) -> bool:
-    """Whether ``pattern`` may use an anchor (conservatively: a ``[^...]`` counts too)."""
-    return "^" in pattern or "$" in pattern or "\\A" in pattern or "\\Z" in pattern
+    """Whether ``pattern`` may look at a text's edges: an anchor (conservatively: a ``[^...]``
+    counts too) or a negative lookaround (``(?<!\\s)x`` matches ``x`` alone, not after the
+    newline that joins it to the string before)."""
+    return (
+        "^" in pattern or "$" in pattern or "\\A" in pattern or "\\Z" in pattern
+        or "(?!" in pattern or "(?<!" in pattern
+    )  # fmt: skip
 
 
 def _joined(value: dict[str, Any] | list[Any], depth: int) -> str:

@@ -276,6 +276,16 @@ def test_user_patterns_find_each_field_anchored_or_not(pattern: str) -> None:
     assert r.fields({"a": "x", "b": ["internal-"]}) == {"a": "x", "b": ["internal-"]}
 
 
+@pytest.mark.parametrize("pattern", [r"(?<!\s)SSN\d+", r"SSN\d+(?!\s)", r"(?<![\n ])SSN\d+"])
+def test_user_patterns_with_a_negative_lookaround_find_each_field(pattern: str) -> None:
+    # Such a pattern holds at a string's edge but may fail beside the newline that joins the
+    # fields' strings for the pre-check: each string must be searched on its own.
+    r = Redactor(True, [re.compile(pattern)])
+    assert r.text("SSN123") == REDACTED
+    assert r.fields({"a": "SSN123", "b": "x"}) == {"a": REDACTED, "b": "x"}
+    assert r.fields({"b": "x", "a": ["SSN123"]}) == {"b": "x", "a": [REDACTED]}
+
+
 def test_a_message_that_is_not_a_field_is_checked_on_its_own() -> None:
     t = transformer()
     record = {"level": "INFO", "errorMessage": f"bad {ACCESS_KEY_ID}", "errorType": "E"}
