@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lambda_logs_http.records import levels
 
@@ -85,3 +87,17 @@ def test_normalize() -> None:
     assert levels.normalize(" Fatal ") == "FATAL"
     assert levels.normalize("verbose") is None
     assert levels.normalize(None) is None
+
+
+# Lines made of the pieces the parser looks at: brackets, level words in several cases, tabs,
+# line ends, a timestamp's start, the request ids that mean "none".
+_PIECES = st.sampled_from(
+    ["[", "]", "INFO", "info", "Warning", "WARNING", "ERR", "x", "\t", "\n", "\r", "\r\n",
+     "2024-", "1", " ", "None", "null", "{", "}", ":", RID, "é", "€"]
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map("".join))
+def test_the_python_runtimes_fast_path_reads_lines_as_the_general_parser_does(line: str) -> None:
+    assert levels.parse_text(line) == levels._parse_split(line, line.split("\t", 3))
