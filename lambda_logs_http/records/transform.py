@@ -121,8 +121,14 @@ class Transformer:
         """
         encoder = self.encoder
         try:
-            event_type = event.get("type")
-            record = event.get("record")
+            try:  # subscripts: cheaper than three get() calls, and Lambda's events have all three
+                event_type = event["type"]
+                record = event["record"]
+                timestamp = event["time"]
+            except KeyError:
+                event_type = event.get("type")
+                record = event.get("record")
+                timestamp = event.get("time")
             if event_type in _LOG_TYPES:
                 log_type = event_type
                 if type(record) is str:
@@ -158,8 +164,7 @@ class Transformer:
                 if event_type in ALERTING and fields is not None:
                     alert = self.alerts.from_event(event_type, fields)
                     if alert is not None:
-                        self.alert = self._alert_entry(alert, event.get("time"))
-            timestamp = event.get("time")
+                        self.alert = self._alert_entry(alert, timestamp)
             # Tenant isolation: the record's own tenantId, else its request's. A line with no
             # tenant seen yet pays one check more than before tenants existed.
             tenant_id = ""
@@ -169,10 +174,7 @@ class Transformer:
                 )
             if request_id != self._looked_up:
                 self._look_up(request_id)
-            out = self._record
-            out.trace_id = self._trace_id
-            out.span_id = self._span_id
-            out.cold_start = self._cold
+            out = self._record  # its trace_id, span_id and cold_start: set by _look_up
             out.time = timestamp if isinstance(timestamp, str) else utc_now_iso()
             out.level = level
             out.message = message
@@ -211,9 +213,10 @@ class Transformer:
         """The trace and cold start of ``request_id``'s records, kept while the records that
         follow name the same request: looked up about once per invocation, not per line."""
         self._looked_up = request_id
+        out = self._record
         if not request_id:
-            self._trace_id = self._span_id = ""
-            self._cold = False
+            self._trace_id = self._span_id = out.trace_id = out.span_id = ""
+            self._cold = out.cold_start = False
             return
         found = self._traces.get(request_id)
         invocations = self._invocations
@@ -226,6 +229,7 @@ class Transformer:
             # Only INVOKE was seen of it (platform records not subscribed to).
             self._first_request_id = invocations.first_invoke
         self._cold = self._cold_starts and request_id == self._first_request_id
+        out.trace_id, out.span_id, out.cold_start = self._trace_id, self._span_id, self._cold
 
     def _remember_trace(self, request_id: str, tracing: object) -> None:
         """Keep ``request_id``'s trace (``tracing`` a member to parse, or a parsed pair)."""

@@ -28,6 +28,7 @@ ENVELOPE_SOURCE = "aws-lambda-extension"
 # HTTP_EXTRA_FIELDS' names aside: in records.record, beside what fills them), what a spilled
 # batch's entries are checked against when read back.
 ENTRY_TEXT_KEYS = ("timestamp", "level", "message", "log_type")
+_COLD_START = ',"cold_start":true'
 
 
 class SeedEncoder(Encoder):
@@ -63,18 +64,15 @@ class SeedEncoder(Encoder):
         self._keys = ENTRY_KEYS | frozenset(context.extra_fields)
 
     def entry(self, record: Record) -> str:
-        entry = (
+        # One f-string: each += would copy the whole entry again.
+        fields = record.fields
+        structured = "" if fields is None else f',"record":{self.fields_json(fields)}'
+        return (
             f'{{"timestamp":{quote(record.time)},"level":"{record.level}"'
             f',"message":{quote(record.message)}{self._context_json}'
-            f',"log_type":"{record.log_type}"'
+            f',"log_type":"{record.log_type}"{self.invocation(record)}'
+            f"{_COLD_START if record.cold_start else ''}{structured}}}"
         )
-        entry += self.invocation(record)
-        if record.cold_start:
-            entry += ',"cold_start":true'
-        fields = record.fields
-        if fields is not None:
-            entry += f',"record":{self.fields_json(fields)}'
-        return entry + "}"
 
     def check_entry(self, entry: Any) -> str:
         return check(entry, self._keys)
