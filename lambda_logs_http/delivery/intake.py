@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 
 from .. import log
-from ..lambda_api.events import RUNTIME_DONE
 from ..records.enrich import ShutdownNotice
 from ..records.transform import FILTERED, UNENCODABLE_REASON
 from .batching import SEED, Batch, Batcher, Framing
@@ -69,17 +68,28 @@ class Intake:
         now = self._clock()
         transformer = self._transformer
         encode = transformer.encode
-        add = self.batcher.add
+        # The common entries are batched in runs (``Batcher.extend``); what needs more — an
+        # alert to put first, a runtimeDone's mark, an event not forwarded — ends a run.
+        run: list[str] = []
+        append = run.append
         runtime_done = False
         filtered = 0
         for event in events:
             entry = encode(event)
+            if entry and not transformer.alert and transformer.runtime_done is None:
+                append(entry)
+                continue
+            if run:
+                self._batch(run, now)
+                run.clear()
             if transformer.alert:
                 # A failed invocation's ERROR entry goes first (before its runtimeDone, whose
                 # batch releases the invocation). Like a drop report, it is the extension's
                 # own: not among the records received and delivered.
                 self._enqueue(self.batcher.add(transformer.alert, now, "", True))
                 transformer.alert = ""
+            mark = transformer.runtime_done
+            transformer.runtime_done = None
             if not entry:  # None: skipped on purpose; UNENCODABLE (""): lost, count and report
                 if entry is None:
                     # A SHUTDOWN's notice is no record: not counted at all.
@@ -90,15 +100,11 @@ class Intake:
                 else:
                     self._ledger.dropped_records(UNENCODABLE_REASON, 1)
                 continue
-            mark = ""
-            if event.get("type") == RUNTIME_DONE:
-                record = event.get("record")
-                request_id = record.get("requestId") if isinstance(record, dict) else None
-                mark = request_id if isinstance(request_id, str) else ""
+            if mark is not None:
                 runtime_done = True
-            full = add(entry, now, mark)
-            if full is not None:  # not self._enqueue(...): a call less for every entry
-                self._enqueue(full)
+            self._enqueue(self.batcher.add(entry, now, mark or ""))
+        if run:
+            self._batch(run, now)
         if filtered:
             self._stats.add("filtered", filtered)
         if self.batcher.truncated:
@@ -109,6 +115,10 @@ class Intake:
             # don't sit out a backoff begun in an earlier invocation either.
             self._enqueue(self.batcher.take())
             self._sending.cut_backoff()
+
+    def _batch(self, entries: list[str], now: float) -> None:
+        for full in self.batcher.extend(entries, now):
+            self._enqueue(full)
 
     def may_take_push(self) -> bool:
         """Whether the next push is worth taking in now (see the module docstring)."""

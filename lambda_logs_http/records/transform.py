@@ -111,6 +111,9 @@ class Transformer:
         self.alert = ""
         """An entry to go before the one ``encode`` returned ("" when none): the alert of a
         failed invocation. The caller takes it and sets it back to ""."""
+        self.runtime_done: str | None = None
+        """Set when the event encoded was a ``platform.runtimeDone``: its request id ("" if it
+        names none). The caller takes it and sets it back to None."""
 
     def encode(self, event: dict[str, object], _sanitized: bool = False) -> str | None:
         """The entry for ``event``, None for events that are not forwarded, ``FILTERED``,
@@ -156,11 +159,12 @@ class Transformer:
                         self._first_request_id = request_id
                     if fields is not None and "tracing" in fields:
                         self._remember_trace(request_id, fields["tracing"])
-                if self._attribute_requests:
-                    if event_type == START:
-                        self._current_request_id = request_id
-                    elif event_type == RUNTIME_DONE:
+                if event_type == RUNTIME_DONE:
+                    self.runtime_done = request_id
+                    if self._attribute_requests:
                         self._current_request_id = ""
+                elif event_type == START and self._attribute_requests:
+                    self._current_request_id = request_id
                 if event_type in ALERTING and fields is not None:
                     alert = self.alerts.from_event(event_type, fields)
                     if alert is not None:

@@ -288,3 +288,33 @@ def test_a_grouped_entrys_key_is_the_same_with_the_last_key_kept(
     for value in values:
         entry = encoder.entry(make_record(value))
         assert kept.key(entry) == Framing.of(encoder).key(entry)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    pushes=st.lists(st.lists(records, max_size=15), min_size=1, max_size=4),
+    max_bytes=st.integers(MIN_BATCH_BYTES, 20_000),
+    max_records=st.integers(1, 12),
+)
+def test_extend_makes_the_batches_add_makes_one_entry_at_a_time(
+    name: str, pushes: list[list[tuple[Any, ...]]], max_bytes: int, max_records: int
+) -> None:
+    encoder = encoders.encoder_class(name)(CONTEXT)
+    framing = Framing.of(encoder)
+    one_by_one, bulk = Batcher(max_bytes, max_records, framing), Batcher(max_bytes, max_records, framing)
+    added, extended = [], []
+    for push in pushes:
+        entries = [encoder.entry(make_record(value)) for value in push]
+        for entry in entries:
+            full = one_by_one.add(entry, 0.0)
+            if full is not None:
+                added.append(full)
+        extended += bulk.extend(entries, 0.0)
+    added.append(one_by_one.take())
+    extended.append(bulk.take())
+    assert [(b.entries, b.size) for b in added if b] == [(b.entries, b.size) for b in extended if b]
+    assert one_by_one.truncated == bulk.truncated
+    for batch in extended:
+        if batch:
+            check_batch(name, batch, max_bytes)

@@ -15,8 +15,8 @@ Each kind is measured in each chosen output format (``HTTP_FORMAT``; ``--formats
 each holding a secret of one built-in kind (an access key id, a URL password, a bearer token, a
 JWT, ``password=``…). A sixth, ``pushes``, is the whole per-record path short of the sockets:
 the bench's Text pushes (``telemetry_data.function_pushes``, 1,000 records each) parsed as the
-listener parses them (``parse_push``), encoded, and batched as the worker does (``Batcher.add``,
-one batch and its body per push). The modes (``MODES``): ``off`` (``HTTP_REDACT=false``: no
+listener parses them (``parse_push``), and taken in as the worker takes them (``Intake.ingest``:
+encoded and batched, one batch and its body per push). The modes (``MODES``): ``off`` (``HTTP_REDACT=false``: no
 screen at all), ``redact`` (the default: built-in redaction on) and ``all`` (redaction plus one
 user pattern, an exclusion pattern and a minimum level: what the bench's ``filter_redact``
 throughput row sets, ``FILTER_REDACT_ENV``).
@@ -114,21 +114,68 @@ def all_formats() -> list[str]:
     return list(MODULES)
 
 
+class _Bodies:
+    """The backlog's place in the ``pushes`` kind: each batch's body is built as it is queued,
+    as the sender would build it."""
+
+    def add(self, batch: object, may_spill: bool) -> None:
+        batch.body()  # type: ignore[attr-defined]
+
+    def waiting_in_memory(self) -> int:
+        return 0
+
+
+class _Sending:
+    def receiver_is_behind(self) -> bool:
+        return False
+
+    def cut_backoff(self) -> None:
+        pass
+
+
 def pushes_round(output_format: str = "seed", mode: str = "redact") -> Callable[[], None]:
     """One round of the ``pushes`` kind: a function that takes in the next push of 1,000
     records, as the listener and the worker do, short of the sockets."""
-    from lambda_logs_http.delivery.batching import Batcher, Framing
     from lambda_logs_http.listener.server import parse_push
     from tools.bench.telemetry_data import function_pushes
 
     encode = encoder(output_format, mode)
-    # A batch of each push's 1,000 records: its body is built in every counted round.
-    batcher = Batcher(1 << 24, 1_000, Framing.of(encode.__self__.encoder))  # type: ignore[attr-defined]
+    transformer = encode.__self__  # type: ignore[attr-defined]
     bodies = itertools.cycle(function_pushes(REQUEST_ID))
+    try:
+        from lambda_logs_http.delivery.backlog import Ledger
+        from lambda_logs_http.delivery.batching import Framing
+        from lambda_logs_http.delivery.intake import Intake
+        from lambda_logs_http.invocations import InvocationProgress
+        from lambda_logs_http.settings.model import Batching
+        from lambda_logs_http.stats import Stats
+
+        stats = Stats()
+        # A batch of each push's 1,000 records: its body is built in every counted round.
+        batching = Batching(max_bytes=1 << 24, max_records=1_000, max_age_ms=1_000,
+                            compression="none", compression_level=0, output_format=output_format)  # fmt: skip
+        intake = Intake(batching, False, transformer, _Bodies(), _Sending(), stats,  # type: ignore[arg-type]
+                        Ledger(stats, InvocationProgress()), framing=Framing.of(transformer.encoder))  # fmt: skip
+    except (ImportError, TypeError):  # an older tree (``--tree``): batch as its worker did
+        return _batched_round(transformer, bodies, parse_push)
 
     def take_in() -> None:
-        for event in parse_push(next(bodies)) or ():
-            full = batcher.add(encode(event), 0.0)  # type: ignore[operator]
+        intake.ingest(parse_push(next(bodies)) or [])
+
+    return take_in
+
+
+def _batched_round(
+    transformer: object, bodies: itertools.cycle[bytes], parse_push: Callable[[bytes], object]
+) -> Callable[[], None]:
+    from lambda_logs_http.delivery.batching import Batcher, Framing
+
+    encode = transformer.encode  # type: ignore[attr-defined]
+    batcher = Batcher(1 << 24, 1_000, Framing.of(transformer.encoder))  # type: ignore[attr-defined]
+
+    def take_in() -> None:
+        for event in parse_push(next(bodies)) or ():  # type: ignore[attr-defined]
+            full = batcher.add(encode(event), 0.0)
             if full is not None:
                 full.body()
 
