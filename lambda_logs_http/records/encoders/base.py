@@ -263,6 +263,11 @@ def _utf8_len(text: str) -> int:
 # "2024-01-15T10:30:00" -> its epoch seconds: the lines of one second share the work.
 _SECONDS: dict[str, int] = {}
 _MAX_SECONDS_CACHED = 256
+# The same as decimal text (positive only), and "123Z" -> "123" / "123000000": filled as times
+# arrive, not at import (which every cold start would pay for).
+_SECONDS_TEXT: dict[str, str] = {}
+_MILLIS: dict[str, str] = {}
+_FRACTION_NS: dict[str, str] = {}
 
 
 def epoch_ns(text: str) -> int:
@@ -323,15 +328,47 @@ def epoch_seconds_ms(text: str) -> tuple[int, str]:
     """Epoch seconds and the three digits of milliseconds of an ISO 8601 time (now for text
     that is no time): the form Lambda writes (``2024-01-15T10:30:00.123Z``) read without
     arithmetic, as HEC and Datadog write times once per line."""
+    head, _, rest = text.partition(".")  # one call, where slices cost a slice object each
+    seconds = _SECONDS.get(head)
+    if seconds is not None:
+        digits = _MILLIS.get(rest)
+        if digits is not None:
+            return seconds, digits
+    ns = epoch_ns_or_now(text)  # also fills the cache for the lines of this second
+    _remember_millis(text)
+    return ns // 1_000_000_000, f"{ns // 1_000_000 % 1000:03d}"
+
+
+def epoch_ns_text(text: str) -> str:
+    """``epoch_ns_or_now(text)`` as decimal text, as OTLP and Loki write it: Lambda's own
+    times (``…:00.123Z``) by two lookups and a concatenation, with no arithmetic."""
+    head, _, rest = text.partition(".")
+    seconds = _SECONDS_TEXT.get(head)
+    if seconds is not None:
+        fraction = _FRACTION_NS.get(rest)
+        if fraction is not None:
+            return seconds + fraction
+    ns = epoch_ns_or_now(text)
+    if _remember_millis(text):
+        seconds_of_head = _SECONDS.get(text[:19])
+        # Only a positive count of seconds leads the text with no zero or sign to mind.
+        if seconds_of_head is not None and seconds_of_head > 0:
+            if len(_SECONDS_TEXT) >= _MAX_SECONDS_CACHED:
+                _SECONDS_TEXT.clear()
+            _SECONDS_TEXT[text[:19]] = str(seconds_of_head)
+    return str(ns)
+
+
+def _remember_millis(text: str) -> bool:
+    """For a time in Lambda's form (``YYYY-MM-DDTHH:MM:SS.mmmZ``), keep its ``mmmZ``'s
+    milliseconds and nanoseconds (at most 1,000 of each); say whether it has that form."""
     if len(text) == 24 and text[19] == "." and text[23] == "Z":
         digits = text[20:23]
         if digits.isdigit() and digits.isascii():
-            head = text[:19]
-            seconds = _SECONDS.get(head)
-            if seconds is not None:
-                return seconds, digits
-    ns = epoch_ns_or_now(text)  # also fills the cache for the lines of this second
-    return ns // 1_000_000_000, f"{ns // 1_000_000 % 1000:03d}"
+            _MILLIS[digits + "Z"] = digits
+            _FRACTION_NS[digits + "Z"] = digits + "000000"
+            return True
+    return False
 
 
 def _seconds_of(head: str) -> int:

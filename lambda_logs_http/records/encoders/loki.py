@@ -20,7 +20,7 @@ labels are sent once per request.
 from __future__ import annotations
 
 from .. import jsonsafe
-from .base import Encoder, epoch_ns_or_now, quote
+from .base import Encoder, epoch_ns_text, quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class LokiEncoder(Encoder):
             metadata = self._invocation(record) + self._metadata
             metadata = ",{" + metadata[1:] + "}" if metadata else ""
             self._last = (key, metadata)
-        return f'{stream}{epoch_ns_or_now(record.time)}",{quote(line)}{metadata}]]}}'
+        return f'{stream}{epoch_ns_text(record.time)}",{quote(line)}{metadata}]]}}'
 
     def _invocation(self, record: Record) -> str:
         request_id = record.request_id

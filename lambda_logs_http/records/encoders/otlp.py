@@ -26,7 +26,7 @@ from .base import (
     AnswerReport,
     Encoder,
     check_object,
-    epoch_ns_or_now,
+    epoch_ns_text,
     quote,
     w3c_span_id,
     w3c_trace_id,
@@ -186,7 +186,7 @@ class OtlpEncoder(Encoder):
                           _PLATFORM_PREFIX, out)  # fmt: skip
             log_type = ",".join(out)
         return (
-            f'{{"timeUnixNano":"{epoch_ns_or_now(record.time)}","observedTimeUnixNano":"'
+            f'{{"timeUnixNano":"{epoch_ns_text(record.time)}","observedTimeUnixNano":"'
             f'{time_ns()}{severity},"body":{body},"attributes":[{attributes}{log_type}]{ids}}}'
         )
 
