@@ -105,6 +105,17 @@ def test_valid_push_is_queued_and_runtime_done_noted(running) -> None:  # type: 
 
 
 @pytest.mark.parametrize(
+    "spelled",
+    ['"platform.runtimeDone"', '"platform.runtime\\u0044one"', '"\\u0070latform.runtimeDone"'],
+)
+def test_runtime_done_is_noted_however_its_type_is_spelled(running, spelled: str) -> None:  # type: ignore[no-untyped-def]
+    listener, _, progress, _ = running
+    body = '[{"time":"t","type":' + spelled + ',"record":{"requestId":"r-9"}}]'
+    assert post(listener, body.encode()) == 200
+    assert progress.wait("r-9", deadline=time.monotonic() + 10, budget=0.0) == "budget"
+
+
+@pytest.mark.parametrize(
     ("body", "status"),
     [
         (b"not json", 400),
