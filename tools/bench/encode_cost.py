@@ -15,11 +15,12 @@ Each kind is measured in each chosen output format (``HTTP_FORMAT``; ``--formats
 each holding a secret of one built-in kind (an access key id, a URL password, a bearer token, a
 JWT, ``password=``…). A sixth, ``pushes``, is the whole per-record path short of the sockets:
 the bench's Text pushes (``telemetry_data.function_pushes``, 1,000 records each) parsed as the
-listener parses them (``parse_push``), and taken in as the worker takes them (``Intake.ingest``:
-encoded and batched, one batch and its body per push). The modes (``MODES``): ``off`` (``HTTP_REDACT=false``: no
-screen at all), ``redact`` (the default: built-in redaction on) and ``all`` (redaction plus one
-user pattern, an exclusion pattern and a minimum level: what the bench's ``filter_redact``
-throughput row sets, ``FILTER_REDACT_ENV``).
+listener parses them (``parse_push``), and taken in as the worker takes them
+(``Intake.ingest``: encoded and batched, one batch and its body per push). The modes
+(``MODES``): ``off`` (``HTTP_REDACT=false``: no screen at all), ``redact`` (the default:
+built-in redaction on) and ``all`` (redaction plus one user pattern, an exclusion pattern and
+a minimum level: what the bench's ``filter_redact`` throughput row sets,
+``FILTER_REDACT_ENV``).
 
 Wall-clock figures on a shared machine move by 10-30 % from run to run; instruction counts
 under callgrind (1,000-line rounds, 3 rounds minus 0 rounds, ``PYTHONHASHSEED=0``) move by about
@@ -152,10 +153,16 @@ def pushes_round(output_format: str = "seed", mode: str = "redact") -> Callable[
 
         stats = Stats()
         # A batch of each push's 1,000 records: its body is built in every counted round.
-        batching = Batching(max_bytes=1 << 24, max_records=1_000, max_age_ms=1_000,
-                            compression="none", compression_level=0, output_format=output_format)  # fmt: skip
-        intake = Intake(batching, False, transformer, _Bodies(), _Sending(), stats,  # type: ignore[arg-type]
-                        Ledger(stats, InvocationProgress()), framing=Framing.of(transformer.encoder))  # fmt: skip
+        batching = Batching(
+            max_bytes=1 << 24, max_records=1_000, max_age_ms=1_000, compression="none",
+            compression_level=0, output_format=output_format,
+        )  # fmt: skip
+        ledger = Ledger(stats, InvocationProgress())
+        framing = Framing.of(transformer.encoder)
+        intake = Intake(
+            batching, False, transformer, _Bodies(), _Sending(), stats,  # type: ignore[arg-type]
+            ledger, framing=framing,
+        )  # fmt: skip
     except (ImportError, TypeError):  # an older tree (``--tree``): batch as its worker did
         return _batched_round(transformer, bodies, parse_push)
 
