@@ -104,8 +104,6 @@ class Transformer:
         self._traces: dict[str, tuple[str, str]] = {}
         # What the last record's request was found to have: looked up once per request.
         self._looked_up: object = _UNSET
-        self._trace_id = self._span_id = ""
-        self._cold = False
         self.alerts = Alerts()
         self._alert_record = Record()
         self.alert = ""
@@ -214,13 +212,14 @@ class Transformer:
             encoder.dump = fast
 
     def _look_up(self, request_id: str) -> None:
-        """The trace and cold start of ``request_id``'s records, kept while the records that
-        follow name the same request: looked up about once per invocation, not per line."""
+        """The trace and cold start of ``request_id``'s records, written into the record that
+        ``encode`` fills and kept there while the records that follow name the same request:
+        looked up about once per invocation, not per line."""
         self._looked_up = request_id
         out = self._record
         if not request_id:
-            self._trace_id = self._span_id = out.trace_id = out.span_id = ""
-            self._cold = out.cold_start = False
+            out.trace_id = out.span_id = ""
+            out.cold_start = False
             return
         found = self._traces.get(request_id)
         invocations = self._invocations
@@ -228,12 +227,11 @@ class Transformer:
             found = trace(invocations.invoke_tracing(request_id))
             if found != NO_TRACE:
                 self._remember_trace(request_id, found)
-        self._trace_id, self._span_id = found or NO_TRACE
+        out.trace_id, out.span_id = found or NO_TRACE
         if not self._first_request_id and invocations is not None:
             # Only INVOKE was seen of it (platform records not subscribed to).
             self._first_request_id = invocations.first_invoke
-        self._cold = self._cold_starts and request_id == self._first_request_id
-        out.trace_id, out.span_id, out.cold_start = self._trace_id, self._span_id, self._cold
+        out.cold_start = self._cold_starts and request_id == self._first_request_id
 
     def _remember_trace(self, request_id: str, tracing: object) -> None:
         """Keep ``request_id``'s trace (``tracing`` a member to parse, or a parsed pair)."""
@@ -264,9 +262,9 @@ class Transformer:
         out.log_type = out.event_type = EXTENSION
         out.request_id = alert.request_id
         out.tenant_id = self._tenants.get(alert.request_id, "") if alert.request_id else ""
-        out.trace_id = self._trace_id
-        out.span_id = self._span_id
-        out.cold_start = self._cold
+        looked_up = self._record
+        out.trace_id, out.span_id = looked_up.trace_id, looked_up.span_id
+        out.cold_start = looked_up.cold_start
         out.fields = alert.fields
         try:
             return self.encoder.entry(out)
