@@ -6,7 +6,10 @@ Memory is bounded by ``max_memory_bytes``: past it the oldest batches move to di
 and past the disk cap the oldest are dropped. Two threads share it — the intake adds batches,
 the sender checks the head out, sends it and settles it — so every method takes its lock, and
 the batch in flight is never spilled or dropped under the sender (it stays the head until it is
-settled, so no thread but the backlog ever holds an undelivered batch alone).
+settled, so no thread but the backlog ever holds an undelivered batch alone). When the batch in
+flight is the oldest in memory and newer ones must go to disk, it is older than the disk: it
+stays in memory, ahead of the disk, until it is settled for good (or, at stop, is written to
+disk ahead of the files there), so the order holds across memory, disk and restarts.
 
 ``Ledger`` is where each batch that leaves the backlog is accounted for — delivered, spilled or
 dropped — in the counters, in the invocations waiting on it, and in the drop reports owed to
@@ -103,6 +106,9 @@ class Backlog:
         self._spilled_head: SpilledBatch | None = None
         self._ready: deque[Batch] = deque()
         self._in_flight: AnyBatch | None = None
+        # The head of ``_ready`` is older than every file on disk: it was in flight when newer
+        # batches were spilled. It goes out before the disk and is never spilled behind it.
+        self._ready_head_first = False
         self._spill_full_streak = 0  # spills in a row that had to drop older files
         self.memory_bytes = 0  # the bytes of the batches in ``_ready``
 
@@ -130,13 +136,15 @@ class Backlog:
             self._ready.append(batch)
             self.memory_bytes += batch.size
             while self.memory_bytes > self.max_memory_bytes and may_spill:
-                movable = [b for b in self._ready if b is not self._in_flight]
-                if len(movable) < 2:
+                # The oldest in memory goes first, unless it must stay ahead of the disk.
+                pinned = self._ready_head_first or self._ready[0] is self._in_flight
+                if len(self._ready) - pinned < 2:
                     break
-                oldest = movable[0]
+                oldest = self._ready[1] if pinned else self._ready[0]
                 self._ready.remove(oldest)
                 self.memory_bytes -= oldest.size
                 self._spill_or_drop(oldest)
+                self._ready_head_first = pinned
             self.notify()
 
     def put_front(self, *batches: Batch) -> None:
@@ -171,14 +179,21 @@ class Backlog:
         """At stop: what is left in memory goes to disk when it fits (a reset keeps /tmp);
         the rest is dropped and counted. Nothing may be in flight any more."""
         with self._lock:
-            leftover = [*self._front, *self._ready]
+            # The front, and a ready head older than the disk, go ahead of the files there.
+            ahead = [*self._front]
+            if self._ready_head_first:
+                ahead.append(self._ready.popleft())
+            behind = [*self._ready]
             self._front.clear()
             self._ready.clear()
             self._in_flight = None
+            self._ready_head_first = False
             self.memory_bytes = 0
-            for batch in leftover:
+            leftover = [(batch, True) for batch in reversed(ahead)]
+            leftover += [(batch, False) for batch in behind]
+            for batch, first in leftover:
                 if self.spill.max_bytes and self.spill.can_hold(batch.size + SPILL_HEADER_BYTES):
-                    self._spill_or_drop(batch)
+                    self._spill_or_drop(batch, first)
                 else:
                     self._ledger.dropped(batch, "shutdown")
 
@@ -190,6 +205,8 @@ class Backlog:
     def _head(self) -> AnyBatch | None:
         if self._front:
             return self._front[0]
+        if self._ready_head_first:
+            return self._ready[0]
         if len(self.spill):
             if self._spilled_head is None:
                 self._spilled_head = self.spill.read_oldest()
@@ -206,10 +223,11 @@ class Backlog:
         elif self._ready and head is self._ready[0]:
             self._ready.popleft()
             self.memory_bytes -= head.size
+            self._ready_head_first = False
 
-    def _spill_or_drop(self, batch: Batch) -> None:
-        """Keep ``batch`` on disk, making room by dropping the oldest files (never the one in
-        flight); drop it if it cannot be kept."""
+    def _spill_or_drop(self, batch: Batch, first: bool = False) -> None:
+        """Keep ``batch`` on disk (ahead of the files there when ``first``), making room by
+        dropping the oldest files (never the one in flight); drop it if it cannot be kept."""
         payload = batch.payload()
         if not self.spill.can_hold(len(payload) + SPILL_HEADER_BYTES):
             self._ledger.dropped(batch, "buffer_full")
@@ -217,7 +235,7 @@ class Backlog:
         in_flight = self._in_flight
         keep = in_flight.path if in_flight is not None and in_flight is self._spilled_head else None
         try:
-            dropped = self.spill.write(batch.batch_id, len(batch), payload, keep=keep)
+            dropped = self.spill.write(batch.batch_id, len(batch), payload, keep=keep, first=first)
         except OSError:  # logged by the store, once per streak of failures (a full disk)
             self._ledger.dropped(batch, "buffer_full")
             return

@@ -255,8 +255,11 @@ class SpillStore:
     def can_hold(self, size: int) -> bool:
         return size <= self.max_bytes
 
-    def _add(self, path: str, size: int, records: int) -> None:
-        self._files.append((path, size, records))
+    def _add(self, path: str, size: int, records: int, first: bool = False) -> None:
+        if first:
+            self._files.insert(0, (path, size, records))
+        else:
+            self._files.append((path, size, records))
         self._bytes += size
         self._records += records
 
@@ -269,10 +272,17 @@ class SpillStore:
     # -- writing ------------------------------------------------------------------------------
 
     def write(
-        self, batch_id: str, records: int, payload: bytes, keep: str | None = None
+        self,
+        batch_id: str,
+        records: int,
+        payload: bytes,
+        keep: str | None = None,
+        first: bool = False,
     ) -> list[int]:
         """Store one batch; return the record counts of the oldest files dropped to make room
-        (never ``keep``: the file whose batch is being sent).
+        (never ``keep``: the file whose batch is being sent). ``first``: the batch is older
+        than every file held (one that was in flight while newer ones were spilled), so it is
+        named and read before them, in this process and the next.
 
         ``OSError`` when it cannot be written (a full disk): nothing is left behind, and the
         first failure of a streak is logged (the others at debug level, the recovery at info).
@@ -297,7 +307,10 @@ class SpillStore:
             self._records -= count
             _remove(path)
             dropped.append(count)
-        path = os.path.join(self.directory, f"{time.time_ns():020d}-{batch_id}{SUFFIX}")
+        stamp = time.time_ns()
+        if first and self._files:
+            stamp = int(os.path.basename(self._files[0][0])[:20]) - 1
+        path = os.path.join(self.directory, f"{stamp:020d}-{batch_id}{SUFFIX}")
         try:
             try:
                 _write_file(path, data)
@@ -313,7 +326,7 @@ class SpillStore:
                 f"{self._write_failures} failed writes"
             )
             self._write_failures = 0
-        self._add(path, len(data), records)
+        self._add(path, len(data), records, first)
         return dropped
 
     def _write_failed(self, exc: OSError) -> None:
