@@ -261,11 +261,28 @@ def test_no_planted_secret_leaves_and_every_entry_is_json(
 
 
 def test_the_pre_check_names_every_trigger_and_every_sensitive_key_holds_one() -> None:
+    for trigger in redact._TEXT_TRIGGERS:
+        assert redact._text_may_hold_secret(f"x {trigger} y"), trigger
     for trigger in redact._TRIGGERS:
         assert redact._may_hold_secret(f"x {trigger} y"), trigger
     for key in redact.SENSITIVE_KEYS:
         assert redact._may_hold_secret(key), key
     assert not redact._may_hold_secret("bench-rec 1 get /api/v1/orders/1 200 12.5ms user=u-1")
+
+
+# Text made of the triggers' letters and a few others, so that triggers, their parts and
+# near-misses are common.
+_TRIGGER_TEXT = st.text(alphabet=sorted(set("".join(redact._TRIGGERS)) | set(" =x\n")),
+                        max_size=40)  # fmt: skip
+
+
+@given(st.lists(st.one_of(_TRIGGER_TEXT, st.sampled_from(redact._TRIGGERS)), max_size=6))
+def test_the_pre_check_misses_no_trigger_whatever_the_text(parts: list[str]) -> None:
+    text = "".join(parts)
+    if any(trigger in text for trigger in redact._TEXT_TRIGGERS):
+        assert redact._text_may_hold_secret(text)
+    if any(trigger in text for trigger in redact._TRIGGERS):
+        assert redact._may_hold_secret(text)
 
 
 @pytest.mark.parametrize("pattern", [r"^internal-\w+$", r"\Ainternal-\w+\Z", r"internal-\w+"])
