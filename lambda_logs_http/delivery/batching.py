@@ -368,8 +368,10 @@ class Batcher:
         filled, in order. The same batches as ``add`` one at a time, found by bisecting the
         entries' running sizes: the common push costs a few C calls, not a call per entry."""
         framing = self.framing
-        if framing.group_mark or max(map(len, entries), default=0) > self._entry_limit:
+        if max(map(len, entries), default=0) > self._entry_limit:
             return [full for full in map(self.add, entries, itertools.repeat(now)) if full]
+        if framing.group_mark:
+            return self._extend_grouped(entries, now) if entries else []
         sep = len(framing.separator)
         # ends[k]: what entries[0..k] add to a batch that holds an entry already (each with
         # its separator). All in C: no Python call per entry.
@@ -396,6 +398,67 @@ class Batcher:
             batch.entries += entries[start:stop]
             batch.size += ends[stop - 1] - base - (0 if held else sep)
             start = stop
+        return filled
+
+    def _extend_grouped(self, entries: list[str], now: float) -> list[Batch]:
+        """``extend`` for a grouped format. The keys are cut out in C (``str.partition``,
+        mapped). When the push fits in the open batch (the common case: sizes only grow, so
+        if the whole fits, ``add`` would never have closed the batch on the way), it goes in
+        at once, its size counted per group; else ``add``'s steps run inlined, entry by entry.
+        """
+        from collections import Counter  # only grouped formats need these
+        from operator import itemgetter
+
+        framing = self.framing
+        mark = framing.group_mark
+        parts = list(map(str.partition, entries, itertools.repeat(mark)))
+        if not all(map(itemgetter(1), parts)):
+            raise ValueError(f"not a {framing.name} entry: no {mark!r}")
+        keys = list(map(itemgetter(0), parts))
+        sep = len(framing.separator)
+        max_bytes, max_records = self._max_bytes, self.max_records
+        batch = self.open
+        if batch is None:
+            batch = self.open = Batch(now, framing=framing)
+        held, groups = batch.entries, batch.groups
+        if len(held) + len(entries) <= max_records:
+            counts = Counter(keys)  # in the order the keys first appear
+            # Each entry with its separator, but the batch's first; less, for each entry of a
+            # group the batch holds by then, its key, mark and tail (shared with the group's).
+            size = sum(map(len, entries)) + sep * (len(entries) - (0 if held else 1))
+            cut = len(mark) + len(framing.group_tail)
+            for key, count in counts.items():
+                size -= (count if key in groups else count - 1) * (len(key) + cut)
+            if batch.size + size <= max_bytes:
+                held += entries
+                batch.size += size
+                for entry, key in zip(entries, keys):
+                    group = groups.get(key)
+                    if group is None:
+                        groups[key] = [entry]
+                    else:
+                        group.append(entry)
+                return []
+        # What an entry of a group the batch holds already does not add, beside its key: the
+        # group's mark and tail, which it shares (and it adds a separator).
+        shared = len(mark) + len(framing.group_tail) - sep
+        filled: list[Batch] = []
+        for entry, key in zip(entries, keys):
+            group = groups.get(key)
+            if group is not None:
+                added = len(entry) - len(key) - shared
+            else:
+                added = len(entry) + sep if held else len(entry)
+            if held and (batch.size + added > max_bytes or len(held) >= max_records):
+                filled.append(batch)
+                batch = self.open = Batch(now, framing=framing)
+                held, groups, group, added = batch.entries, batch.groups, None, len(entry)
+            held.append(entry)
+            batch.size += added
+            if group is None:
+                groups[key] = [entry]
+            else:
+                group.append(entry)
         return filled
 
     def take(self) -> Batch | None:

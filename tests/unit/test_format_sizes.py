@@ -290,14 +290,44 @@ def test_a_grouped_entrys_key_is_the_same_with_the_last_key_kept(
         assert kept.key(entry) == Framing.of(encoder).key(entry)
 
 
+# Records that are never truncated, of few groups (level and type): every entry of a push goes
+# through extend's own path, and a grouped format's entries share their groups.
+short_records = st.builds(
+    lambda message, level, log_type, request: (message, level, log_type, request, None, False),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=60),
+    st.sampled_from(["INFO", "ERROR"]),
+    st.sampled_from(["function", "platform"]),
+    st.sampled_from(["", "r-1"]),
+)
+
+
 @pytest.mark.parametrize("name", FORMATS)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
-    pushes=st.lists(st.lists(records, max_size=15), min_size=1, max_size=4),
+    pushes=st.lists(st.lists(records | short_records, max_size=15), min_size=1, max_size=4),
     max_bytes=st.integers(MIN_BATCH_BYTES, 20_000),
     max_records=st.integers(1, 12),
 )
 def test_extend_makes_the_batches_add_makes_one_entry_at_a_time(
+    name: str, pushes: list[list[tuple[Any, ...]]], max_bytes: int, max_records: int
+) -> None:
+    check_extend_against_add(name, pushes, max_bytes, max_records)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pushes=st.lists(st.lists(short_records, min_size=1, max_size=40), min_size=1, max_size=4),
+    max_bytes=st.integers(MIN_BATCH_BYTES, 8_000),
+    max_records=st.integers(1, 30),
+)
+def test_extend_of_entries_never_truncated_makes_the_batches_add_makes(
+    name: str, pushes: list[list[tuple[Any, ...]]], max_bytes: int, max_records: int
+) -> None:
+    check_extend_against_add(name, pushes, max_bytes, max_records)
+
+
+def check_extend_against_add(
     name: str, pushes: list[list[tuple[Any, ...]]], max_bytes: int, max_records: int
 ) -> None:
     encoder = encoders.encoder_class(name)(CONTEXT)
@@ -314,6 +344,7 @@ def test_extend_makes_the_batches_add_makes_one_entry_at_a_time(
     added.append(one_by_one.take())
     extended.append(bulk.take())
     assert [(b.entries, b.size) for b in added if b] == [(b.entries, b.size) for b in extended if b]
+    assert [b.groups for b in added if b] == [b.groups for b in extended if b]
     assert one_by_one.truncated == bulk.truncated
     for batch in extended:
         if batch:
