@@ -189,15 +189,20 @@ class Backlog:
             self._in_flight = None
             self._ready_head_first = False
             self.memory_bytes = 0
-            leftover = [(batch, True) for batch in reversed(ahead)]
-            leftover += [(batch, False) for batch in behind]
-            for batch, first in leftover:
-                if self.spill.max_bytes and self.spill.can_hold(batch.size + SPILL_HEADER_BYTES):
-                    self._spill_or_drop(batch, first)
-                else:
-                    self._ledger.dropped(batch, "shutdown")
+            for batch in reversed(ahead):  # each written ahead of the one before it
+                self._keep_at_stop(batch, first=True)
+            for batch in behind:
+                self._keep_at_stop(batch, first=False)
 
     # -- under the lock -----------------------------------------------------------------------
+
+    def _keep_at_stop(self, batch: Batch, first: bool) -> None:
+        """At stop: ``batch`` to disk when it fits (ahead of the files there when ``first``),
+        else dropped and counted."""
+        if self.spill.max_bytes and self.spill.can_hold(batch.size + SPILL_HEADER_BYTES):
+            self._spill_or_drop(batch, first)
+        else:
+            self._ledger.dropped(batch, "shutdown")
 
     def _has_batches(self) -> bool:
         return bool(self._front or len(self.spill) or self._ready)

@@ -404,8 +404,7 @@ class Batcher:
         """``extend`` for a grouped format. The keys are cut out in C (``str.partition``,
         mapped). When the push fits in the open batch (the common case: sizes only grow, so
         if the whole fits, ``add`` would never have closed the batch on the way), it goes in
-        at once, its size counted per group; else ``add``'s steps run inlined, entry by entry.
-        """
+        at once, its size counted per group; else ``add`` takes it entry by entry."""
         from collections import Counter  # only grouped formats need these
         from operator import itemgetter
 
@@ -414,22 +413,21 @@ class Batcher:
         parts = list(map(str.partition, entries, itertools.repeat(mark)))
         if not all(map(itemgetter(1), parts)):
             raise ValueError(f"not a {framing.name} entry: no {mark!r}")
-        keys = list(map(itemgetter(0), parts))
-        sep = len(framing.separator)
-        max_bytes, max_records = self._max_bytes, self.max_records
         batch = self.open
         if batch is None:
             batch = self.open = Batch(now, framing=framing)
         held, groups = batch.entries, batch.groups
-        if len(held) + len(entries) <= max_records:
-            counts = Counter(keys)  # in the order the keys first appear
+        if len(held) + len(entries) <= self.max_records:
+            keys = list(map(itemgetter(0), parts))
+            counts = Counter(keys)
             # Each entry with its separator, but the batch's first; less, for each entry of a
             # group the batch holds by then, its key, mark and tail (shared with the group's).
+            sep = len(framing.separator)
             size = sum(map(len, entries)) + sep * (len(entries) - (0 if held else 1))
             cut = len(mark) + len(framing.group_tail)
             for key, count in counts.items():
                 size -= (count if key in groups else count - 1) * (len(key) + cut)
-            if batch.size + size <= max_bytes:
+            if batch.size + size <= self._max_bytes:
                 held += entries
                 batch.size += size
                 for entry, key in zip(entries, keys):
@@ -439,27 +437,7 @@ class Batcher:
                     else:
                         group.append(entry)
                 return []
-        # What an entry of a group the batch holds already does not add, beside its key: the
-        # group's mark and tail, which it shares (and it adds a separator).
-        shared = len(mark) + len(framing.group_tail) - sep
-        filled: list[Batch] = []
-        for entry, key in zip(entries, keys):
-            group = groups.get(key)
-            if group is not None:
-                added = len(entry) - len(key) - shared
-            else:
-                added = len(entry) + sep if held else len(entry)
-            if held and (batch.size + added > max_bytes or len(held) >= max_records):
-                filled.append(batch)
-                batch = self.open = Batch(now, framing=framing)
-                held, groups, group, added = batch.entries, batch.groups, None, len(entry)
-            held.append(entry)
-            batch.size += added
-            if group is None:
-                groups[key] = [entry]
-            else:
-                group.append(entry)
-        return filled
+        return [full for full in map(self.add, entries, itertools.repeat(now)) if full]
 
     def take(self) -> Batch | None:
         """Close and return the open batch (None if empty)."""

@@ -24,8 +24,7 @@ Plus the user's ``HTTP_REDACT_PATTERNS``: each match, whole, becomes ``[REDACTED
 The common record holds no secret, so a pre-check keeps it cheap: the record's text is
 lower-cased once and searched for a few short substrings (``_TEXT_TRIGGERS``) every built-in
 pattern needs, a rare letter of each first; only when one is there do the regular expressions
-run. The user's patterns
-cannot be pre-checked: each runs on every string.
+run. The user's patterns cannot be pre-checked: each runs on every string.
 """
 
 from __future__ import annotations
