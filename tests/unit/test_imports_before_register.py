@@ -19,6 +19,7 @@ call, or after the first ``/event/next``, where it overlaps the runtime's init i
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import shutil
@@ -155,6 +156,21 @@ def _read_line_with(process: subprocess.Popen[bytes], marker: bytes, deadline: f
     raise AssertionError(f"no {marker!r} line from the extension; stderr so far: {seen[-2000:]!r}")
 
 
+def _signal_main_thread(pid: int, signum: int) -> None:
+    """Send ``signum`` to the main thread of ``pid`` alone (``tgkill``), not to the process.
+
+    Python runs a signal's handler only in the main thread. A signal sent to the process may be
+    taken by any of its threads: one that creates a thread (the worker, starting the sender)
+    unblocks signals and takes a pending one on its way back from the kernel. The main thread,
+    blocked reading its ``/event/next`` answer, would then never run the handler (a SIGUSR1
+    sent with ``kill`` to a process whose other thread creates threads was missed 14 times in
+    40 here)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.tgkill(pid, pid, signum) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+
+
 def _read_request(conn: socket.socket, deadline: float) -> bytes:
     """A whole request (head and Content-Length body): answering before the body is read
     could reset the connection under the answer."""
@@ -210,7 +226,7 @@ def _modules_while_waiting(tmp_path: Path, env: dict[str, str], prefix: str,
                     if head.startswith(held):
                         # The extension now blocks reading the answer; its main thread has
                         # nothing more to import (the listener's thread already serves).
-                        process.send_signal(signal.SIGUSR1)
+                        _signal_main_thread(process.pid, signal.SIGUSR1)
                         line = _read_line_with(process, b"GUARD-MODULES ", deadline)
                         break
                     assert head.startswith((b"POST /2020-01-01/extension/register ",
