@@ -402,42 +402,60 @@ class Batcher:
 
     def _extend_grouped(self, entries: list[str], now: float) -> list[Batch]:
         """``extend`` for a grouped format. The keys are cut out in C (``str.partition``,
-        mapped). When the push fits in the open batch (the common case: sizes only grow, so
-        if the whole fits, ``add`` would never have closed the batch on the way), it goes in
-        at once, its size counted per group; else ``add`` takes it entry by entry."""
-        from collections import Counter  # only grouped formats need these
-        from operator import itemgetter
+        mapped). A push that fits in the open batch goes in at once (``_fits_grouped``). One
+        that does not goes through ``add`` until a batch closes, and the rest is tried at once
+        in the new batch: the usual push after a full batch costs one ``add``, not one each."""
+        from operator import itemgetter  # only grouped formats need it
 
-        framing = self.framing
-        mark = framing.group_mark
+        mark = self.framing.group_mark
         parts = list(map(str.partition, entries, itertools.repeat(mark)))
         if not all(map(itemgetter(1), parts)):
-            raise ValueError(f"not a {framing.name} entry: no {mark!r}")
+            raise ValueError(f"not a {self.framing.name} entry: no {mark!r}")
+        keys = list(map(itemgetter(0), parts))
+        if self._fits_grouped(entries, keys, now):
+            return []
+        for at, entry in enumerate(entries):
+            full = self.add(entry, now)
+            if full is not None:
+                rest = at + 1
+                if self._fits_grouped(entries[rest:], keys[rest:], now):
+                    return [full]
+                more = map(self.add, entries[rest:], itertools.repeat(now))
+                return [full, *(batch for batch in more if batch is not None)]
+        return []
+
+    def _fits_grouped(self, entries: list[str], keys: list[str], now: float) -> bool:
+        """Put ``entries`` (of ``keys``) in the open batch at once if they all fit there, its
+        size counted per group; say whether they did. Sizes only grow, so when the whole fits,
+        ``add`` would not have closed the batch on the way: the same batch either way."""
+        from collections import Counter  # only grouped formats need it
+
+        framing = self.framing
         batch = self.open
         if batch is None:
             batch = self.open = Batch(now, framing=framing)
         held, groups = batch.entries, batch.groups
-        if len(held) + len(entries) <= self.max_records:
-            keys = list(map(itemgetter(0), parts))
-            counts = Counter(keys)
-            # Each entry with its separator, but the batch's first; less, for each entry of a
-            # group the batch holds by then, its key, mark and tail (shared with the group's).
-            sep = len(framing.separator)
-            size = sum(map(len, entries)) + sep * (len(entries) - (0 if held else 1))
-            cut = len(mark) + len(framing.group_tail)
-            for key, count in counts.items():
-                size -= (count if key in groups else count - 1) * (len(key) + cut)
-            if batch.size + size <= self._max_bytes:
-                held += entries
-                batch.size += size
-                for entry, key in zip(entries, keys):
-                    group = groups.get(key)
-                    if group is None:
-                        groups[key] = [entry]
-                    else:
-                        group.append(entry)
-                return []
-        return [full for full in map(self.add, entries, itertools.repeat(now)) if full]
+        if len(held) + len(entries) > self.max_records:
+            return False
+        counts = Counter(keys)
+        # Each entry with its separator, but the batch's first; less, for each entry of a
+        # group the batch holds by then, its key, mark and tail (shared with the group's).
+        sep = len(framing.separator)
+        size = sum(map(len, entries)) + sep * (len(entries) - (0 if held else 1))
+        cut = len(framing.group_mark) + len(framing.group_tail)
+        for key, count in counts.items():
+            size -= (count if key in groups else count - 1) * (len(key) + cut)
+        if batch.size + size > self._max_bytes:
+            return False
+        held += entries
+        batch.size += size
+        for entry, key in zip(entries, keys):
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [entry]
+            else:
+                group.append(entry)
+        return True
 
     def take(self) -> Batch | None:
         """Close and return the open batch (None if empty)."""

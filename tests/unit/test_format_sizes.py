@@ -349,3 +349,25 @@ def check_extend_against_add(
     for batch in extended:
         if batch:
             check_batch(name, batch, max_bytes)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_a_push_after_a_full_batch_takes_one_add_and_goes_in_whole(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch left full by one push (its record limit reached) is closed by the next; that
+    push's first entry goes through ``add`` and closes it, and the rest goes into the new batch
+    at once. Each push going through ``add`` entry by entry instead cost Loki 14 % more
+    instructions a record on the bench's pushes (1,000 records, a batch of 1,000)."""
+    encoder = encoders.encoder_class(name)(CONTEXT)
+    batcher = Batcher(1 << 24, 50, Framing.of(encoder))
+    push = [encoder.entry(make_record((f"line {i}", "INFO", "function", "r-1", None, False)))
+            for i in range(50)]
+    assert batcher.extend(push, 0.0) == []
+    calls = []
+    real_add = batcher.add
+    monkeypatch.setattr(batcher, "add", lambda *args: calls.append(args) or real_add(*args))
+    filled = batcher.extend(push, 0.0)
+    assert [len(batch) for batch in filled] == [50]
+    assert len(calls) <= 1
+    assert batcher.open is not None and len(batcher.open.entries) == 50
