@@ -19,7 +19,6 @@ call, or after the first ``/event/next``, where it overlaps the runtime's init i
 
 from __future__ import annotations
 
-import ctypes
 import os
 import select
 import shutil
@@ -138,14 +137,31 @@ def _read_request_head(conn: socket.socket, deadline: float) -> bytes:
     return data
 
 
-def _read_line_with(process: subprocess.Popen[bytes], marker: bytes, deadline: float) -> bytes:
+# How often the snapshot signal is sent again while no snapshot has come (see _snapshot_line).
+RESIGNAL_S = 0.25
+
+
+def _snapshot_line(process: subprocess.Popen[bytes], deadline: float) -> bytes:
+    """The ``GUARD-MODULES`` line, asked for by SIGUSR1, sent again every ``RESIGNAL_S``.
+
+    Python runs a signal's handler only in the main thread, but a signal sent to the process
+    may be taken by any of its threads: one that creates a thread (the worker, starting the
+    sender) unblocks signals and takes a pending one on its way back from the kernel. The main
+    thread, blocked reading its ``/event/next`` answer, then never runs the handler. (A SIGUSR1
+    sent once to a process whose other thread creates threads was missed 14 times in 40 here.)
+    The handler runs once whichever signal reaches the main thread, so sending again is safe.
+    (``tgkill``, to the main thread alone, needs ctypes, which the standalone layer's
+    interpreter that runs this suite does not have.)"""
     assert process.stderr is not None
     fd = process.stderr.fileno()
     seen = b""
+    marker = b"GUARD-MODULES "
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        process.send_signal(signal.SIGUSR1)
+        wait = min(RESIGNAL_S, max(0.0, deadline - time.monotonic()))
+        ready, _, _ = select.select([fd], [], [], wait)
         if not ready:
-            break
+            continue
         chunk = os.read(fd, 65536)
         if not chunk:
             break
@@ -154,21 +170,6 @@ def _read_line_with(process: subprocess.Popen[bytes], marker: bytes, deadline: f
             if line.startswith(marker):
                 return line
     raise AssertionError(f"no {marker!r} line from the extension; stderr so far: {seen[-2000:]!r}")
-
-
-def _signal_main_thread(pid: int, signum: int) -> None:
-    """Send ``signum`` to the main thread of ``pid`` alone (``tgkill``), not to the process.
-
-    Python runs a signal's handler only in the main thread. A signal sent to the process may be
-    taken by any of its threads: one that creates a thread (the worker, starting the sender)
-    unblocks signals and takes a pending one on its way back from the kernel. The main thread,
-    blocked reading its ``/event/next`` answer, would then never run the handler (a SIGUSR1
-    sent with ``kill`` to a process whose other thread creates threads was missed 14 times in
-    40 here)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.tgkill(pid, pid, signum) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, os.strerror(errno))
 
 
 def _read_request(conn: socket.socket, deadline: float) -> bytes:
@@ -226,8 +227,7 @@ def _modules_while_waiting(tmp_path: Path, env: dict[str, str], prefix: str,
                     if head.startswith(held):
                         # The extension now blocks reading the answer; its main thread has
                         # nothing more to import (the listener's thread already serves).
-                        _signal_main_thread(process.pid, signal.SIGUSR1)
-                        line = _read_line_with(process, b"GUARD-MODULES ", deadline)
+                        line = _snapshot_line(process, deadline)
                         break
                     assert head.startswith((b"POST /2020-01-01/extension/register ",
                                             b"PUT /2022-07-01/telemetry ")), head[:200]
