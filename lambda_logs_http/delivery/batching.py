@@ -174,13 +174,7 @@ class Framing:
     def by_key(self, entries: list[str]) -> dict[str, list[str]]:
         """A grouped format's entries by key, keys in the order they first appear."""
         groups: dict[str, list[str]] = {}
-        for entry in entries:
-            key = self.key(entry)[0]
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [entry]
-            else:
-                group.append(entry)
+        append_grouped(groups, entries, [self.key(entry)[0] for entry in entries])
         return groups
 
     def _merged(self, groups: dict[str, list[str]]) -> list[str]:
@@ -449,15 +443,21 @@ class Batcher:
             return False
         held += entries
         batch.size += size
-        for entry, key in zip(entries, keys):
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [entry]
-            else:
-                group.append(entry)
+        append_grouped(groups, entries, keys)
         return True
 
     def take(self) -> Batch | None:
         """Close and return the open batch (None if empty)."""
         batch, self.open = self.open, None
         return batch if batch is not None and batch.entries else None
+
+
+def append_grouped(groups: dict[str, list[str]], entries: list[str], keys: list[str]) -> None:
+    """Each of ``entries`` appended to the list of its key (``keys``, in step) in ``groups``,
+    a new list for a key not there yet: dict order stays the order keys first appear."""
+    for entry, key in zip(entries, keys):
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [entry]
+        else:
+            group.append(entry)
