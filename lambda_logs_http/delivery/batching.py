@@ -174,7 +174,7 @@ class Framing:
     def by_key(self, entries: list[str]) -> dict[str, list[str]]:
         """A grouped format's entries by key, keys in the order they first appear."""
         groups: dict[str, list[str]] = {}
-        append_grouped(groups, entries, [self.key(entry)[0] for entry in entries])
+        _append_grouped(groups, entries, [self.key(entry)[0] for entry in entries])
         return groups
 
     def _merged(self, groups: dict[str, list[str]]) -> list[str]:
@@ -443,7 +443,7 @@ class Batcher:
             return False
         held += entries
         batch.size += size
-        append_grouped(groups, entries, keys)
+        _append_grouped(groups, entries, keys)
         return True
 
     def take(self) -> Batch | None:
@@ -452,7 +452,7 @@ class Batcher:
         return batch if batch is not None and batch.entries else None
 
 
-def append_grouped(groups: dict[str, list[str]], entries: list[str], keys: list[str]) -> None:
+def _append_grouped(groups: dict[str, list[str]], entries: list[str], keys: list[str]) -> None:
     """Each of ``entries`` appended to the list of its key (``keys``, in step) in ``groups``,
     a new list for a key not there yet: dict order stays the order keys first appear."""
     for entry, key in zip(entries, keys):

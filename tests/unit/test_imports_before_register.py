@@ -156,11 +156,12 @@ def _snapshot_line(process: subprocess.Popen[bytes], deadline: float) -> bytes:
     fd = process.stderr.fileno()
     seen = b""
     marker = b"GUARD-MODULES "
+    process.send_signal(signal.SIGUSR1)
     while time.monotonic() < deadline:
-        process.send_signal(signal.SIGUSR1)
         wait = min(RESIGNAL_S, max(0.0, deadline - time.monotonic()))
         ready, _, _ = select.select([fd], [], [], wait)
         if not ready:
+            process.send_signal(signal.SIGUSR1)
             continue
         chunk = os.read(fd, 65536)
         if not chunk:
