@@ -33,6 +33,20 @@ import lambda_logs_http
 from lambda_logs_http.sub import mod
 
 
+def big_block_in_heap() -> bool:
+    """Whether a fresh 1 MiB block comes from the heap (brk) rather than a mapping of its own:
+    glibc maps blocks over 128 KiB by default, each a page fault per page when first written
+    and gone again when freed. (A CPython object's id is its address.)"""
+    block = b"x" * (1 << 20)
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if line.rstrip().endswith("[heap]"):
+                low, high = (int(a, 16) for a in line.split()[0].split("-"))
+                if low <= id(block) < high:
+                    return True
+    return False
+
+
 def main() -> int:
     report = {
         "file": lambda_logs_http.__file__,
@@ -48,6 +62,8 @@ def main() -> int:
         "dont_write_bytecode": sys.flags.dont_write_bytecode,
         "optimize": sys.flags.optimize,
         "inspect": sys.flags.inspect,
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+        "big_block_in_heap": big_block_in_heap(),
         "leaked": sorted(m for m in sys.modules if m in ("evil", "sitecustomize", "usercustomize")),
     }
     print(json.dumps(report))

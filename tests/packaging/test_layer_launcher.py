@@ -100,6 +100,50 @@ def test_exit_status_of_main_is_the_extensions(layer_copy: Path) -> None:
     assert run_launcher(layer_copy / EXT, env).returncode == 3
 
 
+OUR_TUNABLES = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=8388608"
+
+
+@pytest.mark.parametrize("interp", interpreter_params())
+def test_big_blocks_come_from_the_heap_glibc_keeps(layer_copy: Path, interp) -> None:
+    """A push or a batch body is about 1 MB: with glibc's defaults each is a mapping of its own,
+    every page faulted in (and zeroed) when written and given back when freed. The launcher's
+    tunables reach glibc in the Python process: such a block comes from the heap."""
+    env = clean_env(LAMBDA_LOGS_HTTP_PYTHON=interp.path)
+    report = report_of(run_launcher(layer_copy / EXT, env))
+    assert report["glibc_tunables"] == OUR_TUNABLES
+    assert report["big_block_in_heap"] is True
+    # The same interpreter without them: the block is mapped on its own (what they change).
+    plain = subprocess.run(
+        [interp.path, "-I", "-S", "-c",
+         f"import sys; sys.path.insert(0, {str(layer_copy / 'lambda-logs-http')!r}); "
+         "from lambda_logs_http.__main__ import big_block_in_heap; print(big_block_in_heap())"],
+        env=clean_env(), capture_output=True, text=True, timeout=30, check=True,
+    )
+    assert plain.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("functions", "expected"),
+    [
+        ("glibc.malloc.arena_max=2", f"glibc.malloc.arena_max=2:{OUR_TUNABLES}"),
+        (
+            "glibc.malloc.trim_threshold=131072",
+            "glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=4194304",
+        ),
+        (
+            "glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=0",
+            "glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=0",
+        ),
+    ],
+    ids=["other-tunables-kept", "own-trim-threshold-kept", "own-both-kept"],
+)
+def test_tunables_the_function_sets_are_kept(
+    layer_copy: Path, functions: str, expected: str
+) -> None:
+    env = clean_env(LAMBDA_LOGS_HTTP_PYTHON=_default_python(), GLIBC_TUNABLES=functions)
+    assert report_of(run_launcher(layer_copy / EXT, env))["glibc_tunables"] == expected
+
+
 def test_python3_from_path_when_nothing_else(layer_copy: Path, tmp_path: Path) -> None:
     if os.access("/var/lang/bin/python3", os.X_OK):
         pytest.skip("/var/lang/bin/python3 exists here and takes precedence")

@@ -9,6 +9,7 @@ awslambdaric's JSON logger sends) and platform events (start, runtimeDone, repor
     python -m tools.bench.encode_cost --callgrind --formats all   # every HTTP_FORMAT
     python -m tools.bench.encode_cost --callgrind --modes off,redact,all --kinds text,secrets
     python -m tools.bench.encode_cost --framing     # batching's cost per entry, per format
+    python -m tools.bench.encode_cost --kernel --formats all   # kernel time, page faults
 
 Each kind is measured in each chosen output format (``HTTP_FORMAT``; ``--formats``, default
 ``seed``) and mode (``--modes``, default ``redact``). A fifth kind, ``secrets``, is Text lines
@@ -252,6 +253,29 @@ def framing_cost(output_formats: list[str]) -> None:
               f"{len(batch):,} lines")
 
 
+def kernel_cost(output_formats: list[str], modes: list[str], pushes: int = 200) -> None:
+    """The ``pushes`` kind's CPU split into user and kernel time, and its minor page faults:
+    pages the process took from the kernel (each zeroed first) while taking pushes in. The
+    launcher's ``GLIBC_TUNABLES`` make them ~0; run with and without the variable to compare
+    (this process does not go through the launcher)."""
+    import resource
+
+    for output_format in output_formats:
+        for mode in modes:
+            take_in = pushes_round(output_format, mode)
+            for _ in range(5):  # warm up: the heap has grown to its working size
+                take_in()
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            for _ in range(pushes):
+                take_in()
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            records = pushes * 1000
+            print(f"{output_format:13s} pushes    {mode:7s} "
+                  f"user {(after.ru_utime - before.ru_utime) / records * 1e6:5.2f} µs/line  "
+                  f"kernel {(after.ru_stime - before.ru_stime) / records * 1e6:5.2f} µs/line  "
+                  f"{(after.ru_minflt - before.ru_minflt) / pushes:6.1f} page faults/push")
+
+
 def counted(tree: str | None, output_formats: list[str], kinds: list[str], modes: list[str]) -> int:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -292,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated, of {', '.join(KINDS)} (default: all)")
     parser.add_argument("--modes", default="redact",
                         help=f"comma-separated, of {', '.join(MODES)} (default: redact)")
+    parser.add_argument("--kernel", action="store_true",
+                        help="the pushes' user and kernel CPU per line and page faults per push")
     parser.add_argument("--rounds", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.tree:
@@ -314,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         return counted(args.tree, output_formats, kinds, modes)
     if args.framing:
         framing_cost(output_formats)
+        return 0
+    if args.kernel:
+        kernel_cost(output_formats, modes)
         return 0
     timed(output_formats, kinds, modes)
     return 0

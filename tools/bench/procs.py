@@ -115,15 +115,30 @@ def cpu_seconds(pid: int) -> float | None:
     return process_cpu_seconds(pid)
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """CPU time of the whole process, exited threads included (``utime+stime``, 10 ms ticks)."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/PID/stat`` after the command name (which may hold spaces), or None if gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+            return f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
+        return None
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time of the whole process, exited threads included (``utime+stime``, 10 ms ticks)."""
+    fields = _stat_fields(pid)
+    if fields is None:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def minor_faults(pid: int) -> int | None:
+    """Page faults of the whole process served without I/O (``minflt``): each one a page the
+    kernel mapped, most of them zeroed first, so a count that grows with the records shows
+    memory taken from the kernel and given back again and again."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[7])
 
 
 def settled_cpu_seconds(pid: int, quiet: float = 0.06, limit: float = 1.5) -> float | None:

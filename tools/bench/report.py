@@ -132,8 +132,9 @@ def throughput_section(rows: dict[str, Any], variants: list[Any]) -> list[str]:
         row = rows.get(f"tput.{variant.name}", {})
         if row.get("status") != "ok":
             body.append([variant.label, _short(row.get("note", row.get("status", "missing"))),
-                         "", "", "", "", "", "", "", "", ""])
+                         "", "", "", "", "", "", "", "", "", ""])
             continue
+        faults = row.get("minor_faults_per_record")
         wire = row.get("wire_bytes") or 0
         release = ("flush budget" if row.get("released_before_delivery")
                    else "after delivery")
@@ -149,6 +150,7 @@ def throughput_section(rows: dict[str, Any], variants: list[Any]) -> list[str]:
             f"{row['seconds']:.2f}" if row.get("seconds") else "-",
             _rate(row.get("ingest_records_per_s")),
             f"{row['extension_cpu_percent']:.0f}%" if row.get("extension_cpu_percent") else "-",
+            "-" if faults is None else f"{faults:.2f}",
             "-" if noise is None else f"{noise:.0f}%",
             f"{row.get('requests', 0)} / {wire / MIB:,.0f} MiB", lost_text, release,
             _verdict(row.get("records_per_s"), row.get("target_records_per_s"), "/s",
@@ -160,17 +162,19 @@ def throughput_section(rows: dict[str, Any], variants: list[Any]) -> list[str]:
         body.append([row.get("label", f"fast receiver alone, {name}"),
                      f"{row.get('records', 0):,}", _rate(row.get("records_per_s")),
                      f"{row['seconds']:.2f}" if row.get("seconds") else "-", "", "", "", "", "",
-                     "", _short(row.get("note", "(must be far above the rows above)"))])
+                     "", "", _short(row.get("note", "(must be far above the rows above)"))])
     return ["3. Throughput: Telemetry pushes (1,000 records) → listener → transform → batch → "
             "encode → send → receiver",
             *table(["variant", "records", "records/s (range)", "seconds", "listener ingest/s",
-                    "ext CPU", "other load", "requests / wire", "lost (worst)",
-                    "invocation released", "target"],
-                   body, right={1, 2, 3, 4, 5, 6, 8}),
+                    "ext CPU", "page faults/record", "other load", "requests / wire",
+                    "lost (worst)", "invocation released", "target"],
+                   body, right={1, 2, 3, 4, 5, 6, 7, 9}),
             "1 core = extension pinned to CPU 0 (taskset), bench + receiver on CPU 1. "
             "records/s = records received / (first push sent → last record received); the "
             "median of the runs, their range in brackets. lost = pushed but never received "
-            "(the extension's summary says why; see the JSON). other load = CPU used by "
+            "(the extension's summary says why; see the JSON). page faults/record = the "
+            "extension's minor faults during the stream, per record: pages taken from the "
+            "kernel again and again (each one zeroed first). other load = CPU used by "
             "anything else on the machine meanwhile (% of one CPU, worst run). Released by the "
             "flush budget = /event/next came before every record was delivered (a backlog)."]
 

@@ -363,6 +363,7 @@ def run_variant(layer: Path, python: str, variant: Variant, stream: Stream, tmp:
                 profiler = _start_profiler(process.pid, profile_to, side_cpus)
             sampler = procs.RssSampler(process.pid).start()
             cpu_before = procs.process_cpu_seconds(process.pid)
+            faults_before = procs.minor_faults(process.pid)
             threads_before = procs.thread_cpu_seconds(process.pid)
             ours_before = _our_cpu(receiver.pid, process.pid)
             pusher = Pusher(listener_host(), port)
@@ -377,6 +378,7 @@ def run_variant(layer: Path, python: str, variant: Variant, stream: Stream, tmp:
                 pushed = time.monotonic()
                 stats = _wait_delivered(receiver, stream.records, variant.expect_all, fake)
             cpu_after = procs.process_cpu_seconds(process.pid)
+            faults_after = procs.minor_faults(process.pid)
             threads_after = procs.thread_cpu_seconds(process.pid)
             ours_after = _our_cpu(receiver.pid, process.pid)
             memory = procs.memory_kib(process.pid)
@@ -416,6 +418,8 @@ def run_variant(layer: Path, python: str, variant: Variant, stream: Stream, tmp:
         "push_retries": pusher.retries,
         "extension_cpu_s": (cpu_after - cpu_before) if cpu_after and cpu_before is not None
         else None,
+        "minor_faults_per_record": (faults_after - faults_before) / stream.records
+        if faults_after is not None and faults_before is not None else None,
         "released_before_delivery": bool(released is not None and end is not None
                                           and released < end),
         "exit_code": exit_code,
