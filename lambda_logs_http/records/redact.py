@@ -309,21 +309,26 @@ def _unique(out: dict[Any, Any], key: str) -> str:
 
 
 def _text_may_hold_secret(lowered: str) -> bool:
-    """Whether the lower-cased text holds one of ``_TEXT_TRIGGERS``: "key" stands for the six
-    that end in it (one expression, not a loop: this runs for every record; tests/unit/
-    test_redact.py checks it finds every trigger).
+    """Whether the lower-cased text holds one of ``_TEXT_TRIGGERS``: "key" with "api" or
+    "private" stands for the six that end in "key" (one expression, not a loop: this runs for
+    every record; tests/unit/test_redact.py checks it finds every trigger). A bare "key"
+    (``cache key=…``) is no trigger: it would send the line through every pattern's triggers
+    for nothing.
 
     Each substring search walks the text (~6 instructions a character); a one-character one
     is a ``memchr``, several times cheaper. So a rare letter of a trigger is looked for first
     where it has one, and the searches that need it run only on the lines that have it (most
-    lines have no "j", and many no "k", "b" or "p")."""
+    lines have no "j" or "z", and many no "k", "b" or "p")."""
     return (
-        ("k" in lowered and ("key" in lowered or "token" in lowered or "akia" in lowered))
+        ("k" in lowered and (
+            "token" in lowered or "akia" in lowered
+            or ("key" in lowered and ("api" in lowered or "private" in lowered))
+        ))
         or ("p" in lowered and "pass" in lowered)
         or "secret" in lowered or "://" in lowered or "-----" in lowered or "asia" in lowered
         or ("j" in lowered and "eyj" in lowered)
         or ("b" in lowered and "bearer" in lowered)
-        or "authorization" in lowered
+        or ("z" in lowered and "authorization" in lowered)
     )  # fmt: skip
 
 

@@ -268,6 +268,10 @@ def test_the_pre_check_names_every_trigger_and_every_sensitive_key_holds_one() -
     for key in redact.SENSITIVE_KEYS:
         assert redact._may_hold_secret(key), key
     assert not redact._may_hold_secret("bench-rec 1 get /api/v1/orders/1 200 12.5ms user=u-1")
+    # A bare "key" is no trigger: no pattern replaces anything in such a line.
+    line = "cache hit key=session:15838 ttl=300 sort_key: 7"
+    assert not redact._may_hold_secret(line)
+    assert Redactor(True).text(line) is line
 
 
 # Text made of the triggers' letters and a few others, so that triggers, their parts and
