@@ -50,9 +50,8 @@ RECENT_PUSHES = 32
 # The bytes a push is recognised by, from each end: times and request ids of its first and last
 # events (a push pushed again is the same bytes; two different ones never share both ends).
 _KEY_BYTES = 4096
-# The event types the main thread waits for, as a push spells them (JSON strings).
-_RUNTIME_DONE_BYTES = b'"' + RUNTIME_DONE.encode() + b'"'
-_REPORT_BYTES = b'"' + REPORT.encode() + b'"'
+# The event types the main thread waits for: built once, not for every event looked at.
+_WAITED_FOR = (RUNTIME_DONE, REPORT)
 # What the pushes kept unparsed during init may cost in the worker's inbox (``push_cost``), at
 # most: under half the inbox's bound, so that all of them fit in it at once when they are
 # parsed. A function that logs more than this during init has its pushes parsed, and delivery
@@ -288,13 +287,13 @@ class TelemetryListener:
         self._queued = True
         self._stats.add("received", len(events))
         # Only after queueing: the main thread may release the invocation once these are sent.
-        # A push of function lines names neither type: two scans of its bytes at C speed spare
-        # a look at every event (a type spelled with an escape defeats the scan: look then).
-        if _RUNTIME_DONE_BYTES not in body and _REPORT_BYTES not in body and b"\\u" not in body:
-            return 200
+        # A look at every parsed event: the types as they were meant, however escaped. Scanning
+        # the body's bytes for them instead cost 3x more (186-333 us a 1,000-record push,
+        # against 56-124 us for this loop): the scan for an escape, needed for the same answer,
+        # stops at every escaped tab of every Text line.
         for event in events:
             event_type = event.get("type")
-            if event_type in (RUNTIME_DONE, REPORT):
+            if event_type in _WAITED_FOR:
                 record = event.get("record")
                 request_id = record.get("requestId") if isinstance(record, dict) else None
                 if isinstance(request_id, str):
