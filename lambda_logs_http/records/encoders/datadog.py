@@ -34,6 +34,7 @@ SOURCE = "lambda"
 MAX_BATCH_BYTES = 5_000_000
 MAX_BATCH_RECORDS = 1000
 MAX_ENTRY_BYTES = 1_000_000
+_COLD_START = ',"cold_start":true'
 STATUSES = {"TRACE": "debug", "DEBUG": "debug", "INFO": "info", "WARN": "warning",
             "ERROR": "error", "FATAL": "critical"}  # fmt: skip
 ENTRY_KEYS = frozenset({"ddsource", "ddtags", "hostname", "service", "message", "status",
@@ -91,17 +92,14 @@ class DatadogEncoder(Encoder):
         seconds, millis = epoch_seconds_ms(record.time)
         # The digits join (no arithmetic per line), except in 1970's first second or before.
         stamp = f"{seconds}{millis}" if seconds > 0 else str(seconds * 1000 + int(millis))
-        entry = (
+        fields = record.fields
+        structured = "" if fields is None else f',"record":{self.fields_json(fields)}'
+        # One f-string: each += would copy the whole entry again.
+        return (
             f'{self._head_json}{quote(record.message)},"status":"{STATUSES[record.level]}"'
             f',"timestamp":{stamp},"lambda":{{"log_type":"{record.log_type}"'
+            f"{self.invocation(record)}{_COLD_START if record.cold_start else ''}}}{structured}}}"
         )
-        entry += self.invocation(record)
-        if record.cold_start:
-            entry += ',"cold_start":true'
-        fields = record.fields
-        if fields is not None:
-            return f'{entry}}},"record":{self.fields_json(fields)}}}'
-        return entry + "}}"
 
     # -- the batch side -----------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 ECS_VERSION = "8.11.0"
 AGENT_NAME = "lambda-logs-http"
 ACTION = '{"create":{}}'
+_COLD_START = ',"faas.coldstart":true'
 # Each item's status and error only: the answer stays small, its items in the documents' order.
 FILTER_PATH = "filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason"
 # What is read of a 2xx answer: each item filtered is ~25 bytes, one with an error a few
@@ -99,19 +100,16 @@ class ElasticsearchEncoder(Encoder):
         stamp = record.time
         if len(stamp) != 24 or stamp[10] != "T" or stamp[23] != "Z":  # not Lambda's own form
             stamp = _date(stamp)
-        entry = (
-            f'{{"@timestamp":{quote(stamp)},"log.level":{LEVELS[record.level]}'
-            f',"message":{quote(record.message)}{self._context_json}"{record.log_type}"'
-        )
-        if record.log_type == "platform":
-            entry += f',"event.action":{quote(record.event_type)}'
-        entry += self.invocation(record)
-        if record.cold_start:
-            entry += ',"faas.coldstart":true'
+        log_type = record.log_type
+        action = "" if log_type != "platform" else f',"event.action":{quote(record.event_type)}'
         fields = record.fields
-        if fields is not None:
-            entry += f',"record":{self.fields_json(fields)}'
-        return entry + "}"
+        structured = "" if fields is None else f',"record":{self.fields_json(fields)}'
+        # One f-string: each += would copy the whole entry again.
+        return (
+            f'{{"@timestamp":{quote(stamp)},"log.level":{LEVELS[record.level]}'
+            f',"message":{quote(record.message)}{self._context_json}"{log_type}"{action}'
+            f"{self.invocation(record)}{_COLD_START if record.cold_start else ''}{structured}}}"
+        )
 
     # -- the batch side -----------------------------------------------------------------------
 

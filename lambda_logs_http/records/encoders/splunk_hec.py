@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..record import EntryContext, Record
 
 SOURCETYPE = "aws:lambda"
+_COLD_START = ',"cold_start":"true"'  # HEC's fields are strings
 ENTRY_KEYS = frozenset({"time", "host", "source", "sourcetype", "event", "fields"})
 # HEC's documented status codes ("Troubleshoot HTTP Event Collector": "Possible error codes"),
 # with what to do where there is something to do.
@@ -101,15 +102,13 @@ class SplunkHecEncoder(Encoder):
         else:
             # HEC refuses a blank event (code 13), and the whole request with it.
             event = '{"message":' + quote(message) + "}"
-        entry = (
+        # One f-string: each += would copy the whole entry again.
+        return (
             f'{{"time":{whole}.{millis}{self._meta_json}{event}'
             f',"fields":{{"level":"{record.level}","log_type":"{record.log_type}"'
-            f"{self._context_fields}"
+            f"{self._context_fields}{self.invocation(record)}"
+            f"{_COLD_START if record.cold_start else ''}}}}}"
         )
-        entry += self.invocation(record)
-        if record.cold_start:
-            entry += ',"cold_start":"true"'
-        return entry + "}}"
 
     # -- the batch side -----------------------------------------------------------------------
 
