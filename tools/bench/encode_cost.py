@@ -23,6 +23,11 @@ built-in redaction on) and ``all`` (redaction plus one user pattern, an exclusio
 a minimum level: what the bench's ``filter_redact`` throughput row sets,
 ``FILTER_REDACT_ENV``).
 
+This process does not go through the layer's launcher, so it runs with glibc's malloc defaults
+unless ``GLIBC_TUNABLES`` is set as the launcher sets it: without them the wall-clock figures
+(``--framing`` above all: a batch body is ~1 MB) include page faults the extension does not pay
+(``--kernel`` shows them). Instruction counts do not see the kernel either way.
+
 Wall-clock figures on a shared machine move by 10-30 % from run to run; instruction counts
 under callgrind (1,000-line rounds, 3 rounds minus 0 rounds, ``PYTHONHASHSEED=0``) move by about
 1 %, which is what tells a small regression from noise. To compare with another revision, point
