@@ -126,13 +126,19 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+_THROUGHPUT_COLUMNS = ["variant", "records", "records/s (range)", "seconds", "listener ingest/s",
+                       "ext CPU", "page faults/record", "other load", "requests / wire",
+                       "lost (worst)", "invocation released", "target"]
+
+
 def throughput_section(rows: dict[str, Any], variants: list[Any]) -> list[str]:
+    blank = [""] * len(_THROUGHPUT_COLUMNS)  # a row's empty cells, cut to what a row leaves out
     body = []
     for variant in variants:
         row = rows.get(f"tput.{variant.name}", {})
         if row.get("status") != "ok":
             body.append([variant.label, _short(row.get("note", row.get("status", "missing"))),
-                         "", "", "", "", "", "", "", "", "", ""])
+                         *blank[2:]])
             continue
         faults = row.get("minor_faults_per_record")
         wire = row.get("wire_bytes") or 0
@@ -161,14 +167,11 @@ def throughput_section(rows: dict[str, Any], variants: list[Any]) -> list[str]:
         row = rows.get(f"tput.receiver.{name}", {})
         body.append([row.get("label", f"fast receiver alone, {name}"),
                      f"{row.get('records', 0):,}", _rate(row.get("records_per_s")),
-                     f"{row['seconds']:.2f}" if row.get("seconds") else "-", "", "", "", "", "",
-                     "", "", _short(row.get("note", "(must be far above the rows above)"))])
+                     f"{row['seconds']:.2f}" if row.get("seconds") else "-", *blank[5:],
+                     _short(row.get("note", "(must be far above the rows above)"))])
     return ["3. Throughput: Telemetry pushes (1,000 records) → listener → transform → batch → "
             "encode → send → receiver",
-            *table(["variant", "records", "records/s (range)", "seconds", "listener ingest/s",
-                    "ext CPU", "page faults/record", "other load", "requests / wire",
-                    "lost (worst)", "invocation released", "target"],
-                   body, right={1, 2, 3, 4, 5, 6, 7, 9}),
+            *table(_THROUGHPUT_COLUMNS, body, right={1, 2, 3, 4, 5, 6, 7, 9}),
             "1 core = extension pinned to CPU 0 (taskset), bench + receiver on CPU 1. "
             "records/s = records received / (first push sent → last record received); the "
             "median of the runs, their range in brackets. lost = pushed but never received "

@@ -101,7 +101,7 @@ class ElasticsearchEncoder(Encoder):
         if len(stamp) != 24 or stamp[10] != "T" or stamp[23] != "Z":  # not Lambda's own form
             stamp = _date(stamp)
         log_type = record.log_type
-        action = "" if log_type != "platform" else f',"event.action":{quote(record.event_type)}'
+        action = f',"event.action":{quote(record.event_type)}' if log_type == "platform" else ""
         fields = record.fields
         structured = "" if fields is None else f',"record":{self.fields_json(fields)}'
         # One f-string: each += would copy the whole entry again.
