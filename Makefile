@@ -232,7 +232,7 @@ interop: venv
 	exit $$status
 
 # Performance (bench/README.md): builds the layer from the working tree, prints the tables and
-# saves bench/results/<timestamp>.json. bench takes ~7 minutes; bench_quick under a minute.
+# saves bench/results/<timestamp>.json. bench takes ~13 minutes; bench_quick under a minute.
 # BENCH_ARGS passes options through, e.g. BENCH_ARGS='--python /path/to/python3 --json out.json'.
 .PHONY: bench bench_quick
 bench: venv

@@ -1,6 +1,6 @@
 """lambda-logs-http benchmark: init, post-runtime, throughput, memory, hotspots, cold start.
 
-    python -m tools.bench.bench          # full (~7 min): make bench
+    python -m tools.bench.bench          # full (~13 min): make bench
     python -m tools.bench.bench --quick  # < 60 s, fewer runs, 20k records, 100 lines
 
 It builds the layer from the working tree (``build.sh`` into a temporary directory; ``--layer``
