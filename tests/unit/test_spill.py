@@ -117,6 +117,60 @@ def test_files_are_self_describing_and_found_by_a_new_process(tmp_path: Path) ->
     assert head is not None and head.batch_id == "b-1" and drops.by_reason == {}
 
 
+def test_a_file_this_process_wrote_is_read_back_without_checking_its_entries_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = store_at(tmp_path)
+    store.open()
+    store.write("b-1", 2, payload(1, 2))
+
+    def no_check(*args: object, **kwargs: object) -> list[str]:
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(spill, "check_payload", no_check)
+    head = store.read_oldest()
+    assert head is not None and head.batch_id == "b-1"
+    assert [e["message"] for e in json.loads(head.body("t"))["logs"]] == ["line 1", "line 2"]
+
+
+@pytest.mark.parametrize("change", ["planted entry", "same size", "appended", "new process"])
+def test_a_file_changed_after_this_process_wrote_it_is_checked_like_any_other(
+    change: str, tmp_path: Path
+) -> None:
+    """Whatever replaces a file this process wrote (the function's code can write there), it is
+    checked again: a planted entry is refused, and so is one that only looks like ours."""
+    store, drops = store_at(tmp_path)
+    store.open()
+    store.write("b-1", 1, payload(1))
+    (path,) = tmp_path.glob("*.batch")
+    header, body = path.read_bytes().split(b"\n", 1)
+    if change == "planted entry":
+        body = b'{"logs":["not","an","entry"]}'
+    elif change == "same size":  # an entry with a key the encoder never writes
+        body = body.replace(b'"source"', b'"sourcX"')
+    elif change == "appended":  # one entry more than the header says
+        body = body + b"\n" + body
+    else:  # a restart: nothing is known of the file, it must pass the check as it is
+        store, drops = store_at(tmp_path)
+        store.open()
+    path.write_bytes(header + b"\n" + body)
+    head = store.read_oldest()
+    if change == "new process":
+        assert head is not None and head.batch_id == "b-1" and drops.by_reason == {}
+    else:
+        assert head is None and drops.by_reason == {"spill_invalid": 1}
+
+
+def test_the_digests_of_files_gone_are_not_kept(tmp_path: Path) -> None:
+    store, _ = store_at(tmp_path, 1_000)
+    store.open()
+    for n in range(20):  # the cap drops the oldest as it goes
+        store.write(f"b-{n}", 2, payload(n, n))
+    while (head := store.read_oldest()) is not None:
+        store.remove(head.path)
+    assert store._digests == {}
+
+
 def test_cap_drops_the_oldest(tmp_path: Path) -> None:
     store, _ = store_at(tmp_path, 1_000)
     store.open()
