@@ -108,6 +108,10 @@ class _SharedFile:
     def close(self) -> None:
         pass
 
+    def flush(self) -> None:
+        """Nothing to flush: ``HTTPResponse.close`` (also when a refused response is
+        finalized) flushes its file, and a missing method printed a warning on 3.13+."""
+
 
 class _FakeConnectionSocket:
     def __init__(self, pieces: list[bytes]) -> None:
