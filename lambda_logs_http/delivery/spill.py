@@ -272,7 +272,11 @@ class SpillStore:
         self._records += records
 
     def _forget_oldest(self) -> tuple[str, int, int]:
-        path, size, records = self._files.pop(0)
+        return self._unindex(0)
+
+    def _unindex(self, index: int) -> tuple[str, int, int]:
+        """Forget the file at ``index`` of the index, its digest with it; return its entry."""
+        path, size, records = self._files.pop(index)
         self._digests.pop(path, None)
         self._bytes -= size
         self._records -= records
@@ -311,10 +315,7 @@ class SpillStore:
             victim = next((i for i, (known, _, _) in enumerate(self._files) if known != keep), None)
             if victim is None:
                 break
-            path, size, count = self._files.pop(victim)
-            self._digests.pop(path, None)
-            self._bytes -= size
-            self._records -= count
+            path, _, count = self._unindex(victim)
             _remove(path)
             dropped.append(count)
         stamp = time.time_ns()
@@ -400,12 +401,9 @@ class SpillStore:
 
     def remove(self, path: str) -> None:
         """Delete one file (after its batch was delivered); a no-op if it is already gone."""
-        for index, (known, size, records) in enumerate(self._files):
+        for index, (known, _, _) in enumerate(self._files):
             if known == path:
-                del self._files[index]
-                self._digests.pop(path, None)
-                self._bytes -= size
-                self._records -= records
+                self._unindex(index)
                 _remove(path)
                 return
 
